@@ -1,0 +1,1 @@
+"""Building blocks shared by the command line and the in-training tracker."""

@@ -1,0 +1,150 @@
+"""Activations -> one eigenvalue spectrum per layer; the only place with reshaping rules.
+
+A layer's output becomes a matrix A of n samples x d features: (B, D) stays as it is,
+sequence outputs (B, T, D) become (B*T, D), and convolution or other outputs (B, C, H, W)
+become (B, C*H*W). The spectrum is the eigenvalues of the Gram matrix of A, centred over
+samples by default: lambda_i = sigma_i**2 for the singular values sigma_i of A.
+
+`SpectrumAccumulator` builds it from probe chunks without keeping activations when d is
+the smaller side: it streams the d x d matrix (A - s)^T (A - s) and the column sums, where s
+is the first chunk's column mean (a shift that keeps the centring exact in floating point
+even when activations have a large common offset). When n < d it keeps the n x d rows and
+takes the n x n Gram at the end instead. Either way memory is O(min(n*d, d*d)) and the
+eigendecomposition is done once, in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Everything the metrics need to know about one layer's activations.
+
+    Attributes:
+        eigenvalues: Eigenvalues of the (centred) Gram matrix, descending, non-negative,
+            shape (min(n_samples, n_features),); all NaN if the activations were not finite.
+        unit_activity: Mean absolute (uncentred) activation of each feature, shape (n_features,).
+        n_samples: Rows n of the activation matrix.
+        n_features: Columns d of the activation matrix.
+    """
+
+    eigenvalues: NDArray[np.float64]
+    unit_activity: NDArray[np.float64]
+    n_samples: int
+    n_features: int
+
+    @property
+    def is_finite(self) -> bool:
+        return bool(np.isfinite(self.eigenvalues).all())
+
+
+def as_matrix(activation: torch.Tensor, *, token_axis: bool = True) -> torch.Tensor:
+    """Reshape a layer output (B, ...) into the (n_samples, n_features) matrix A.
+
+    Args:
+        activation: A module output whose first dimension is the batch.
+        token_axis: Treat a 3-D output as (B, T, D) tokens, giving (B*T, D). Set False for
+            outputs such as Conv1d's (B, C, L), which become (B, C*L).
+    """
+    if activation.ndim == 0:
+        raise ValueError("a scalar output has no samples")
+    if activation.ndim == 1:
+        return activation.reshape(-1, 1)
+    if activation.ndim == 3 and token_axis:
+        return activation.reshape(-1, activation.shape[-1])
+    return activation.reshape(activation.shape[0], -1)
+
+
+def _eigenvalues(gram: torch.Tensor) -> NDArray[np.float64]:
+    if not torch.isfinite(gram).all():
+        return np.full(gram.shape[0], np.nan)
+    values = torch.linalg.eigvalsh(gram).flip(0).cpu().numpy()
+    # eigvalsh leaves round-off of order eps * lambda_max * dim on the null space; zero it so
+    # that metrics summing sqrt(lambda) (nuclear norm, effective rank) do not count it.
+    floor = values[0] * gram.shape[0] * np.finfo(np.float64).eps if values.size else 0.0
+    return np.where(values > floor, values, 0.0)
+
+
+class SpectrumAccumulator:
+    """Streams one layer's output chunks into its `Spectrum`.
+
+    Args:
+        n_samples_total: Probe samples that will be fed (first dimension, over all chunks).
+        center: Centre the activation matrix over samples before taking the spectrum.
+        token_axis: See `as_matrix`.
+    """
+
+    def __init__(self, n_samples_total: int, *, center: bool = True, token_axis: bool = True):
+        self.n_samples_total = n_samples_total
+        self.center = center
+        self.token_axis = token_axis
+        self._rows = 0
+        self._shift: torch.Tensor | None = None
+        self._gram: torch.Tensor | None = None
+        self._col_sum: torch.Tensor | None = None
+        self._abs_sum: torch.Tensor | None = None
+        self._kept: list[torch.Tensor] | None = None
+
+    def update(self, activation: torch.Tensor) -> None:
+        """Add one chunk of a layer's output, shape (batch, ...)."""
+        matrix = as_matrix(activation.detach(), token_axis=self.token_axis)
+        data = matrix.to(torch.float64)
+        if self._abs_sum is None:
+            rows_per_sample = matrix.shape[0] / max(1, activation.shape[0])
+            expected_rows = int(round(rows_per_sample * self.n_samples_total))
+            self._abs_sum = torch.zeros(matrix.shape[1], dtype=torch.float64, device=data.device)
+            if expected_rows < matrix.shape[1]:
+                self._kept = []
+            else:
+                self._shift = data.mean(0) if self.center else torch.zeros_like(self._abs_sum)
+                self._gram = torch.zeros(
+                    matrix.shape[1], matrix.shape[1], dtype=torch.float64, device=data.device
+                )
+                self._col_sum = torch.zeros_like(self._abs_sum)
+        self._rows += matrix.shape[0]
+        self._abs_sum += data.abs().sum(0)
+        if self._kept is not None:
+            # Keep the caller's precision: n x d float32 rows until the end.
+            self._kept.append(matrix.to(torch.float32) if matrix.dtype != torch.float64 else data)
+            return
+        shifted = data - self._shift
+        self._gram.addmm_(shifted.T, shifted)
+        self._col_sum += shifted.sum(0)
+
+    def finalize(self) -> Spectrum:
+        """Return the layer's spectrum; the accumulator should not be reused."""
+        if self._abs_sum is None or self._rows == 0:
+            raise ValueError("no activations were accumulated")
+        if self._kept is not None:
+            rows = torch.cat(self._kept).to(torch.float64)
+            self._kept = None
+            if self.center:
+                rows -= rows.mean(0)
+            gram = rows @ rows.T
+        else:
+            gram = self._gram
+            if self.center:
+                gram = gram - torch.outer(self._col_sum, self._col_sum) / self._rows
+            gram = (gram + gram.T) / 2
+        return Spectrum(
+            eigenvalues=_eigenvalues(gram),
+            unit_activity=(self._abs_sum / self._rows).cpu().numpy(),
+            n_samples=self._rows,
+            n_features=int(self._abs_sum.shape[0]),
+        )
+
+
+def compute_spectrum(
+    activation: torch.Tensor | np.ndarray, *, center: bool = True, token_axis: bool = True
+) -> Spectrum:
+    """Spectrum of one whole activation tensor (B, ...) or matrix (n_samples, n_features)."""
+    tensor = torch.as_tensor(activation)
+    accumulator = SpectrumAccumulator(int(tensor.shape[0]), center=center, token_axis=token_axis)
+    accumulator.update(tensor)
+    return accumulator.finalize()

@@ -1,0 +1,25 @@
+"""Exceptions the library raises for problems a user can fix."""
+
+
+class NdtError(Exception):
+    """Base class: a message that names what failed and what to do next."""
+
+
+class CheckpointError(NdtError):
+    """A checkpoint cannot be found, read, or loaded into the model."""
+
+
+class ModelSpecError(NdtError):
+    """A model specification cannot be resolved into an nn.Module."""
+
+
+class ProbeError(NdtError):
+    """The probe batch is missing, malformed, or does not fit the model."""
+
+
+class ResultsFormatError(NdtError):
+    """A results file is missing, unreadable, or of an unsupported format."""
+
+
+class ConfigMismatchError(NdtError):
+    """Options differ from those recorded in an existing results file."""

@@ -1,0 +1,202 @@
+"""Resolve a model specification (zoo name, ``module:factory``, ``file.py:factory``) into an
+nn.Module, and read or write the ``ndt.toml`` manifest that records it beside checkpoints."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from ndt.errors import ModelSpecError
+from ndt.zoo import ZOO, build_zoo_model
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MANIFEST_NAME = "ndt.toml"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build the model: a zoo architecture or a factory, with keyword arguments.
+
+    Attributes:
+        target: A zoo name (``mlp``), ``package.module:factory`` or ``path/to/file.py:factory``
+            (an absolute path once resolved from a manifest).
+        kwargs: Keyword arguments for the factory, as JSON-compatible values.
+    """
+
+    target: str
+    kwargs: Mapping[str, object] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line for logs and provenance, e.g. ``mlp {"hidden": [64, 64]}``."""
+        return f"{self.target} {json.dumps(dict(self.kwargs), sort_keys=True)}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The contents of an ``ndt.toml``; paths are resolved against its folder."""
+
+    path: Path
+    model: ModelSpec | None
+    probe: Path | None
+    layers: tuple[str, ...] = ()
+
+
+def parse_model_kwargs(text: str | None) -> dict[str, object]:
+    """Parse ``--model-kwargs`` JSON into a dict."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelSpecError(f"--model-kwargs is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise ModelSpecError("--model-kwargs must be a JSON object such as '{\"hidden\": [64]}'")
+    return value
+
+
+def _load_factory(target: str) -> object:
+    location, _, name = target.rpartition(":")
+    if location.endswith(".py"):
+        path = Path(location)
+        if not path.is_file():
+            raise ModelSpecError(f"model file {path} does not exist")
+        module_name = f"_ndt_user_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ModelSpecError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ModelSpecError(f"importing {path} failed: {exc}") from exc
+    else:
+        try:
+            module = importlib.import_module(location)
+        except ImportError as exc:
+            raise ModelSpecError(f"cannot import module '{location}': {exc}") from exc
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise ModelSpecError(f"'{name}' in '{location}' is not a callable")
+    return factory
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """Build the model that `spec` names.
+
+    Raises:
+        ModelSpecError: if the target cannot be imported, called, or returns no nn.Module.
+    """
+    if ":" not in spec.target:
+        if spec.target not in ZOO:
+            raise ModelSpecError(
+                f"model '{spec.target}' is neither a zoo architecture ({', '.join(ZOO)}) "
+                "nor 'package.module:factory' / 'file.py:factory'"
+            )
+        return build_zoo_model(spec.target, **spec.kwargs)
+    factory = _load_factory(spec.target)
+    try:
+        model = factory(**spec.kwargs)
+    except Exception as exc:
+        raise ModelSpecError(f"calling {spec.target} failed: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelSpecError(f"{spec.target} returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def read_manifest(directory: str | Path) -> Manifest | None:
+    """Read ``ndt.toml`` from `directory`, or return None when there is none.
+
+    Raises:
+        ModelSpecError: if the file is not valid TOML or its tables are malformed.
+    """
+    path = Path(directory) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ModelSpecError(f"{path} is not valid TOML: {exc}") from None
+    model_table = data.get("model", {})
+    model = None
+    if model_table:
+        kwargs = model_table.get("kwargs", {})
+        if "arch" in model_table:
+            model = ModelSpec(str(model_table["arch"]), kwargs)
+        elif "factory" in model_table:
+            target = str(model_table["factory"])
+            location, _, name = target.rpartition(":")
+            if location.endswith(".py"):
+                target = f"{(path.parent / location).resolve()}:{name}"
+            model = ModelSpec(target, kwargs)
+        else:
+            raise ModelSpecError(f"{path}: [model] needs 'arch' or 'factory'")
+    probe = data.get("probe", {}).get("path")
+    layers = data.get("track", {}).get("layers", [])
+    return Manifest(
+        path=path,
+        model=model,
+        probe=(path.parent / probe).resolve() if probe else None,
+        layers=tuple(layers),
+    )
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ModelSpecError(f"cannot write {type(value).__name__} into ndt.toml")
+
+
+def write_manifest(
+    directory: str | Path,
+    model: ModelSpec,
+    probe: str | Path | None = None,
+    layers: Sequence[str] = (),
+) -> Path:
+    """Write ``ndt.toml`` so that ``ndt track DIRECTORY`` needs no other option.
+
+    A factory given as ``file.py:name`` and the probe are written relative to `directory`.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by ndt: how `ndt track` rebuilds this run's model and probe.", "[model]"]
+    if ":" in model.target:
+        location, _, name = model.target.rpartition(":")
+        if location.endswith(".py"):
+            location = _relative(Path(location), directory)
+        lines.append(f"factory = {_toml_value(f'{location}:{name}')}")
+    else:
+        lines.append(f"arch = {_toml_value(model.target)}")
+    if model.kwargs:
+        lines.append("[model.kwargs]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in model.kwargs.items()]
+    if probe is not None:
+        lines += ["[probe]", f"path = {_toml_value(_relative(Path(probe), directory))}"]
+    if layers:
+        lines += ["[track]", f"layers = {_toml_value(list(layers))}"]
+    path = directory / MANIFEST_NAME
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _relative(path: Path, start: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()

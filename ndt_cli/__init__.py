@@ -1,0 +1,1 @@
+"""The `ndt` command line: thin Typer commands over the `ndt` library."""
