@@ -20,7 +20,18 @@ _EXPORTS = {
     "Phase2Checkpointer": "ndt.checkpointer",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "ActivationCapture",
+    "HighFrequencyTracker",
+    "Jump",
+    "JumpDetector",
+    "Phase2Checkpointer",
+    "__version__",
+    "export_to_csv",
+    "export_to_hdf5",
+    "load_results",
+    "read_results",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from ndt.checkpointer import Phase2Checkpointer

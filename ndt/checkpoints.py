@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ndt.errors import CheckpointError
+from ndt.errors import CheckpointError, WeightsMismatchError
 
 SAFETENSORS_SUFFIX = ".safetensors"
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
@@ -231,7 +231,7 @@ def load_weights(model: nn.Module, state: dict, checkpoint_name: str) -> None:
     """Load `state` into `model` strictly, after removing common wrapper prefixes.
 
     Raises:
-        CheckpointError: naming the checkpoint and the first missing, unexpected or
+        WeightsMismatchError: naming the checkpoint and the first missing, unexpected or
             mis-shaped keys, so that a randomly initialised model is never analysed.
     """
     reference = model.state_dict()
@@ -252,7 +252,9 @@ def load_weights(model: nn.Module, state: dict, checkpoint_name: str) -> None:
         if mismatched:
             problems.append(f"shape mismatch {_first(mismatched, 2)}")
     if problems:
-        raise CheckpointError(f"{checkpoint_name} does not fit the model: {'; '.join(problems)}")
+        raise WeightsMismatchError(
+            f"{checkpoint_name} does not fit the model: {'; '.join(problems)}"
+        )
     model.load_state_dict(state, strict=True)
 
 

@@ -9,6 +9,10 @@ class CheckpointError(NdtError):
     """A checkpoint cannot be found, read, or loaded into the model."""
 
 
+class WeightsMismatchError(CheckpointError):
+    """A checkpoint's tensors do not fit the model (missing, unexpected or mis-shaped keys)."""
+
+
 class ModelSpecError(NdtError):
     """A model specification cannot be resolved into an nn.Module."""
 
@@ -23,3 +27,7 @@ class ResultsFormatError(NdtError):
 
 class ConfigMismatchError(NdtError):
     """Options differ from those recorded in an existing results file."""
+
+
+class DetectorError(NdtError):
+    """A curve cannot be tested for jumps, or a detector's options are invalid."""

@@ -156,6 +156,7 @@ def write_results(path: str | Path, results: Results) -> None:
             f.create_dataset("steps", data=np.asarray(results.steps, dtype=np.int64))
             f.create_dataset("layers", data=np.asarray(results.layers, dtype=object), dtype=_STR)
             metrics = f.create_group("metrics")
+            metrics.attrs["order"] = json.dumps(list(results.metrics))
             for name, values in results.metrics.items():
                 metrics.create_dataset(name, data=np.asarray(values, dtype=np.float64))
             scalars = f.create_group("scalars")
@@ -166,10 +167,14 @@ def write_results(path: str | Path, results: Results) -> None:
                 if table is not None:
                     _write_table(f.create_group(name), table)
             if results.jumps is not None:
-                f["jumps"].attrs.update({k: _attr_value(v) for k, v in results.jump_settings.items()})
+                f["jumps"].attrs.update(
+                    {k: _attr_value(v) for k, v in results.jump_settings.items()}
+                )
             if results.provenance is not None:
                 group = f.create_group("provenance")
-                group.attrs.update({k: _attr_value(v) for k, v in asdict(results.provenance).items()})
+                group.attrs.update(
+                    {k: _attr_value(v) for k, v in asdict(results.provenance).items()}
+                )
             f.create_group("metadata").attrs.update(dict(results.metadata))
             f.flush()
             os.fsync(f.id.get_vfd_handle())
@@ -225,7 +230,9 @@ def read_results(path: str | Path) -> Results:
         try:
             steps = f["steps"][()].astype(np.int64)
             layers = list(f["layers"].asstr()[()])
-            metrics = {name: f["metrics"][name][()] for name in f["metrics"]}
+            group = f["metrics"]
+            order = json.loads(group.attrs.get("order", "[]")) or sorted(group)
+            metrics = {name: group[name][()] for name in order if name in group}
         except KeyError as exc:
             raise ResultsFormatError(f"{path} lacks a required dataset: {exc}") from None
         results = Results(steps=steps, layers=layers, metrics=metrics)
@@ -236,7 +243,8 @@ def read_results(path: str | Path) -> Results:
                 setattr(results, name, _read_table(f[name]))
         if "jumps" in f:
             results.jump_settings = {
-                k: (v.item() if isinstance(v, np.generic) else v) for k, v in f["jumps"].attrs.items()
+                k: (v.item() if isinstance(v, np.generic) else v)
+                for k, v in f["jumps"].attrs.items()
             }
             results.jump_settings.pop("columns", None)
         if "provenance" in f:

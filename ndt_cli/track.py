@@ -1,6 +1,192 @@
-"""`ndt track` (being written)."""
+"""`ndt track`: replay checkpoints on the probe and write per-layer dimensionality curves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ndt.checkpoints import parse_step_range
+from ndt.core.estimators import DEFAULT_METRICS
+from ndt.modelspec import ModelSpec, parse_model_kwargs
+from ndt.replay import TrackReport
+from ndt.replay import track as run_track
+from ndt_cli._output import err, fmt, out, print_json
 
 
-def track() -> None:
-    """Placeholder while the command is written."""
-    raise NotImplementedError
+def track(
+    ckpt_dir: Annotated[
+        Path, typer.Argument(help="Folder of *.safetensors checkpoints (searched recursively).")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Zoo name (mlp, cnn, transformer, vit), pkg.module:factory or "
+            "file.py:factory. Default: from ndt.toml."
+        ),
+    ] = None,
+    model_kwargs: Annotated[
+        str | None, typer.Option(help="JSON keyword arguments for the model factory.")
+    ] = None,
+    probe: Annotated[
+        Path | None,
+        typer.Option(help="Probe batch (.safetensors, see `ndt probe`). Default: ndt.toml."),
+    ] = None,
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", help="Results file to write or extend.")
+    ] = Path("results.h5"),
+    layers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--layers", help="Glob over qualified module names, e.g. 'blocks.*'. Repeatable."
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help=f"Metric to compute (repeatable). Default: all of {', '.join(DEFAULT_METRICS)}.",
+        ),
+    ] = None,
+    center: Annotated[
+        bool, typer.Option("--center/--no-center", help="Centre activations over samples.")
+    ] = True,
+    dormant_tau: Annotated[
+        float, typer.Option(help="Dormancy threshold tau for dormant_fraction.")
+    ] = 0.0,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Probe samples per forward pass (default: all).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    steps: Annotated[
+        str | None,
+        typer.Option(help="Only steps in START:STOP (inclusive; either side may be empty)."),
+    ] = None,
+    every: Annotated[int, typer.Option(help="Keep every K-th checkpoint.")] = 1,
+    overwrite: Annotated[
+        bool, typer.Option(help="Recompute every checkpoint, replacing the file.")
+    ] = False,
+    profile: Annotated[
+        bool, typer.Option(help="Print where the time went: load, forward, metrics, write.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
+    ] = False,
+) -> None:
+    """Replay checkpoints on a fixed probe and record each layer's dimensionality per step.
+
+    Examples:
+
+        ndt track fixtures/digits-mlp/ckpts
+
+        ndt track runs/exp7/ckpts --model mypkg.models:build_mlp --probe probe.safetensors
+
+    Running it again on the same folder computes only the new checkpoints.
+    See docs/commands/track.md.
+    """
+    spec = ModelSpec(model, parse_model_kwargs(model_kwargs)) if model else None
+    show_progress = not quiet and not as_json
+    with Progress(
+        TextColumn("[bold]track[/]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("step {task.fields[step]}"), TimeRemainingColumn(),
+        console=err, disable=not show_progress, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("track", total=None, step="-")
+
+        def advance(done: int, total: int, step: int) -> None:
+            bar.update(task, completed=done, total=total, step=step)
+
+        report = run_track(
+            ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
+            metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
+            batch_size=batch_size, device=device,
+            steps=parse_step_range(steps) if steps else None, every=every,
+            overwrite=overwrite, command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
+        )  # fmt: skip
+    if as_json:
+        print_json(_summary(report))
+    elif not quiet:
+        _render(report, profile)
+    _warn(report)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def _summary(report: TrackReport) -> dict:
+    frame = report.results.to_frame()
+    rows = []
+    if len(frame):
+        first, last = frame["step"].min(), frame["step"].max()
+        for layer in report.results.layers:
+            at = frame[frame["layer"] == layer].set_index("step")
+            metrics = [c for c in frame.columns if c not in ("step", "layer")]
+            rows.append(
+                {
+                    "layer": layer,
+                    "first": {m: float(at.at[first, m]) for m in metrics},
+                    "last": {m: float(at.at[last, m]) for m in metrics},
+                }
+            )
+    return {
+        "results": str(report.path),
+        "n_checkpoints": len(report.results.steps),
+        "computed": report.computed,
+        "skipped": report.skipped,
+        "failures": [{"file": f, "error": e} for f, e in report.failures],
+        "non_finite": [{"step": s, "layer": layer} for s, layer in report.non_finite],
+        "timings": report.timings,
+        "layers": rows,
+    }
+
+
+def _render(report: TrackReport, profile: bool) -> None:
+    results = report.results
+    summary = _summary(report)
+    out.print(
+        f"{report.path}: {len(results.steps)} checkpoints x {len(results.layers)} layers "
+        f"({len(report.computed)} computed, {len(report.skipped)} already there)"
+    )
+    if summary["layers"]:
+        first, last = int(results.steps.min()), int(results.steps.max())
+        table = Table(show_edge=False)
+        for column in ("layer", "metric", f"step {first}", f"step {last}", "change"):
+            table.add_column(column, justify="left" if column in ("layer", "metric") else "right")
+        for row in summary["layers"]:
+            for index, metric in enumerate(results.metrics):
+                before, after = row["first"][metric], row["last"][metric]
+                table.add_row(
+                    row["layer"] if index == 0 else "", metric, fmt(before), fmt(after),
+                    fmt(after - before), end_section=index == len(results.metrics) - 1,
+                )  # fmt: skip
+        out.print(table)
+    if profile:
+        total = sum(report.timings.values()) or 1.0
+        n = max(1, len(report.computed))
+        parts = ", ".join(
+            f"{k} {v:.3f}s ({100 * v / total:.0f}%, {1000 * v / n:.1f} ms/ckpt)"
+            for k, v in report.timings.items()
+        )
+        out.print(f"profile: {parts}")
+
+
+def _warn(report: TrackReport) -> None:
+    for file, error in report.failures:
+        err.print(
+            f"Error: skipped {file}: {error} (the next run retries it)",
+            soft_wrap=True,
+            markup=False,
+        )
+    if report.non_finite:
+        steps = sorted({s for s, _ in report.non_finite})
+        shown = ", ".join(str(s) for s in steps[:5]) + (" ..." if len(steps) > 5 else "")
+        err.print(
+            f"Warning: non-finite activations (NaN metrics) in {len(report.non_finite)} "
+            f"layer-steps, at steps {shown}", soft_wrap=True, markup=False,
+        )  # fmt: skip

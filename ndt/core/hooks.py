@@ -102,7 +102,7 @@ class ActivationCapture:
             raise ValueError(f"{len(layer_names)} layer_names for {len(layers)} layers")
         names = layer_names or [f"{type(m).__name__}_{i}_out" for i, m in enumerate(layers)]
         owned = {id(m) for m in model.modules()}
-        for name, module in zip(names, layers):
+        for name, module in zip(names, layers, strict=True):
             if id(module) not in owned:
                 raise ValueError(f"layer {name} is not a module of the given model")
             self._handles.append(module.register_forward_hook(self._make_hook(name)))
