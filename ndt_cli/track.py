@@ -13,8 +13,8 @@ from rich.table import Table
 from ndt.checkpoints import parse_step_range
 from ndt.core.estimators import DEFAULT_METRICS
 from ndt.modelspec import ModelSpec, parse_model_kwargs
-from ndt.replay import TrackReport
-from ndt.replay import track as run_track
+from ndt.tracking import TrackReport
+from ndt.tracking import track as run_track
 from ndt_cli._output import err, fmt, out, print_json
 
 

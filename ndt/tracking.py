@@ -1,0 +1,249 @@
+"""`ndt track`'s loop: replay every checkpoint of a run and keep the results file current.
+
+The file is rewritten atomically after each checkpoint, so an interrupted run loses at most
+the checkpoint in flight, and a later run computes only the steps not in the file yet.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ndt.checkpoints import Checkpoint, discover_checkpoints, load_weights, read_state_dict
+from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
+from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
+from ndt.modelspec import ModelSpec
+from ndt.replay import RunSetup, layer_spectra, prepare_run
+from ndt.store import Provenance, Results, read_results, write_results
+
+
+@dataclass
+class TrackReport:
+    """What one `track` call did.
+
+    Attributes:
+        path: The results file.
+        results: Its contents after the run.
+        computed: Steps computed in this call.
+        skipped: Steps already in the file, not recomputed.
+        failures: (checkpoint file, reason) for checkpoints that could not be read.
+        non_finite: (step, layer) pairs whose activations were not finite (NaN metrics).
+        timings: Seconds spent in load, forward, metrics and write, summed over checkpoints.
+    """
+
+    path: Path
+    results: Results
+    computed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    non_finite: list[tuple[int, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("load", "forward", "metrics", "write"), 0.0)
+    )
+
+
+ProgressCallback = Callable[[int, int, int], None]
+"""Called as ``progress(done, total, step)`` after each checkpoint."""
+
+
+def track(
+    ckpt_dir: str | Path,
+    *,
+    out: str | Path = "results.h5",
+    model: ModelSpec | None = None,
+    probe: str | Path | None = None,
+    layers: Sequence[str] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    center: bool = True,
+    dormant_tau: float = 0.0,
+    batch_size: int | None = None,
+    device: str = "auto",
+    steps: tuple[int | None, int | None] | None = None,
+    every: int = 1,
+    overwrite: bool = False,
+    command: str = "",
+    progress: ProgressCallback | None = None,
+) -> TrackReport:
+    """Replay every checkpoint in `ckpt_dir` on the probe and write the curves to `out`.
+
+    Checkpoints already in `out` are skipped unless `overwrite`; the file is rewritten
+    atomically after each checkpoint, so an interrupted run loses at most the one in flight.
+    A checkpoint that cannot be read is reported in `TrackReport.failures` and retried by
+    the next run; one whose tensors do not fit the model stops the run.
+
+    Raises:
+        NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
+            not fit the model, or options that differ from those recorded in `out`.
+    """
+    metrics = _checked_metrics(metrics)
+    setup = prepare_run(ckpt_dir, model=model, probe=probe, layers=layers, device=device)
+    checkpoints = discover_checkpoints(
+        ckpt_dir, steps=steps, every=every, exclude=[setup.probe.path] if setup.probe.path else []
+    )
+    provenance = Provenance(
+        checkpoint_dir=str(Path(ckpt_dir).resolve()),
+        model=setup.spec.target,
+        model_kwargs=json.dumps(dict(setup.spec.kwargs), sort_keys=True),
+        probe_path=str(setup.probe.path.resolve()) if setup.probe.path else "",
+        probe_sha256=setup.probe.sha256,
+        center=center,
+        dormant_tau=dormant_tau,
+        metrics=tuple(metrics),
+        layers=tuple(setup.layers),
+        torch_version=str(torch.__version__),
+        device=str(setup.device),
+        command=command,
+    )
+    out = Path(out)
+    table = _RunTable.start(out, provenance, overwrite)
+    report = TrackReport(path=out, results=table.results())
+    todo = [c for c in checkpoints if c.step not in table.rows]
+    report.skipped = [c.step for c in checkpoints if c.step in table.rows]
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        # Read the next checkpoint while the current one runs forward.
+        pending = reader.submit(read_state_dict, todo[0], setup.device) if todo else None
+        for index, checkpoint in enumerate(todo):
+            started = time.perf_counter()
+            try:
+                state = pending.result()
+            except CheckpointError as exc:
+                state = None
+                report.failures.append((_relative_name(checkpoint, ckpt_dir), str(exc)))
+            pending = (
+                reader.submit(read_state_dict, todo[index + 1], setup.device)
+                if index + 1 < len(todo)
+                else None
+            )
+            if state is not None:
+                load_weights(setup.model, state, _relative_name(checkpoint, ckpt_dir))
+                del state
+                report.timings["load"] += time.perf_counter() - started
+                values, broken = _measure(setup, metrics, center, dormant_tau, batch_size, report)
+                report.non_finite += [(checkpoint.step, layer) for layer in broken]
+                table.add(checkpoint, _relative_name(checkpoint, ckpt_dir), values)
+                report.computed.append(checkpoint.step)
+            started = time.perf_counter()
+            table.failures = report.failures
+            write_results(out, table.results())
+            report.timings["write"] += time.perf_counter() - started
+            if progress is not None:
+                progress(index + 1, len(todo), checkpoint.step)
+    report.results = table.results()
+    return report
+
+
+def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+    try:
+        return validate_metrics(metrics)
+    except ValueError as exc:
+        raise NdtError(f"--metric: {exc}") from None
+
+
+def _relative_name(checkpoint: Checkpoint, ckpt_dir: str | Path) -> str:
+    return checkpoint.path.relative_to(Path(ckpt_dir)).as_posix()
+
+
+def _measure(
+    setup: RunSetup,
+    metrics: Sequence[str],
+    center: bool,
+    dormant_tau: float,
+    batch_size: int | None,
+    report: TrackReport,
+) -> tuple[np.ndarray, list[str]]:
+    """Metrics of the loaded weights, shape (n_metrics, n_layers), and the layers whose
+    activations were not finite."""
+    started = time.perf_counter()
+    spent: dict[str, float] = {}
+    spectra = layer_spectra(
+        setup.model, setup.probe, setup.layers, center=center, batch_size=batch_size,
+        device=setup.device, timings=spent,
+    )  # fmt: skip
+    measured = time.perf_counter()
+    per_layer = [
+        compute_metrics(spectra[name], metrics, dormant_tau=dormant_tau) for name in setup.layers
+    ]
+    values = np.array([[row[m] for row in per_layer] for m in metrics], dtype=np.float64)
+    report.timings["forward"] += measured - started - spent["spectra"]
+    report.timings["metrics"] += time.perf_counter() - measured + spent["spectra"]
+    return values, [name for name in setup.layers if not spectra[name].is_finite]
+
+
+class _RunTable:
+    """The rows of a results file under construction: existing steps plus new ones."""
+
+    def __init__(self, provenance: Provenance, base: Results | None) -> None:
+        self.provenance = provenance
+        self.rows: dict[int, np.ndarray] = {}
+        self.files: dict[int, tuple[str, int, float]] = {}
+        self.failures: list[tuple[str, str]] = []
+        self.base = base
+        if base is not None:
+            stacked = np.stack([base.metrics[m] for m in provenance.metrics])
+            for index, step in enumerate(base.steps):
+                self.rows[int(step)] = stacked[:, index, :]
+            if base.checkpoints is not None:
+                for row in base.checkpoints.itertuples(index=False):
+                    self.files[int(row.step)] = (str(row.file), int(row.size), float(row.mtime))
+
+    @classmethod
+    def start(cls, out: Path, provenance: Provenance, overwrite: bool) -> _RunTable:
+        if overwrite or not out.exists():
+            return cls(provenance, None)
+        existing = read_results(out)
+        if existing.provenance is None:
+            raise ConfigMismatchError(
+                f"{out} holds results without provenance; use --overwrite or another --out"
+            )
+        recorded, wanted = existing.provenance.comparable(), provenance.comparable()
+        differing = [key for key in wanted if recorded.get(key) != wanted[key]]
+        if differing:
+            key = differing[0]
+            raise ConfigMismatchError(
+                f"{out} was made with {key}={recorded.get(key)!r}, not {wanted[key]!r}; "
+                "pass --overwrite to recompute, or --out another file"
+            )
+        return cls(provenance, existing)
+
+    def add(self, checkpoint: Checkpoint, name: str, values: np.ndarray) -> None:
+        self.rows[checkpoint.step] = values
+        self.files[checkpoint.step] = (name, checkpoint.size, checkpoint.mtime)
+
+    def results(self) -> Results:
+        steps = sorted(self.rows)
+        names = self.provenance.metrics
+        stacked = (
+            np.stack([self.rows[s] for s in steps], axis=1)
+            if steps
+            else np.empty((len(names), 0, len(self.provenance.layers)))
+        )
+        checkpoints = pd.DataFrame(
+            {
+                "step": np.asarray(steps, dtype=np.int64),
+                "file": [self.files[s][0] for s in steps],
+                "size": np.asarray([self.files[s][1] for s in steps], dtype=np.int64),
+                "mtime": np.asarray([self.files[s][2] for s in steps], dtype=np.float64),
+            }
+        )
+        failures = pd.DataFrame(self.failures, columns=["file", "error"]) if self.failures else None
+        base = self.base
+        return Results(
+            steps=np.asarray(steps, dtype=np.int64),
+            layers=list(self.provenance.layers),
+            metrics={m: stacked[i] for i, m in enumerate(names)},
+            checkpoints=checkpoints,
+            failures=failures,
+            provenance=self.provenance,
+            # Jumps found on earlier curves stay until `ndt jumps` runs again.
+            jumps=base.jumps if base is not None else None,
+            jump_settings=base.jump_settings if base is not None else {},
+            metadata=base.metadata if base is not None else {},
+        )
