@@ -65,6 +65,20 @@ def parse_model_kwargs(text: str | None) -> dict[str, object]:
     return value
 
 
+def model_spec(target: str | None, kwargs_json: str | None = None) -> ModelSpec | None:
+    """The spec given by ``--model`` and ``--model-kwargs``, or None when no model is given.
+
+    Raises:
+        ModelSpecError: if the JSON is malformed, or kwargs come without a model.
+    """
+    kwargs = parse_model_kwargs(kwargs_json)
+    if target is None:
+        if kwargs:
+            raise ModelSpecError("--model-kwargs needs --model")
+        return None
+    return ModelSpec(target, kwargs)
+
+
 def _load_factory(target: str) -> object:
     location, _, name = target.rpartition(":")
     if location.endswith(".py"):

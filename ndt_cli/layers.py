@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ndt.inspection import list_layers
-from ndt.modelspec import ModelSpec, parse_model_kwargs
+from ndt.modelspec import model_spec
 from ndt_cli._output import out, print_json
 
 
@@ -45,7 +45,7 @@ def layers(
 
     See docs/commands/layers.md.
     """
-    spec = ModelSpec(model, parse_model_kwargs(model_kwargs)) if model else None
+    spec = model_spec(model, model_kwargs)
     listing = list_layers(spec, ckpt_dir=ckpt_dir, checkpoint=ckpt, patterns=layer_patterns)
     shown = [info for info in listing.layers if show_all or info.tracked]
     if as_json:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ndt.checkpoints import parse_step_range
 from ndt.core.estimators import DEFAULT_METRICS
-from ndt.modelspec import ModelSpec, parse_model_kwargs
+from ndt.modelspec import model_spec
 from ndt.tracking import TrackReport
 from ndt.tracking import track as run_track
 from ndt_cli._output import err, fmt, out, print_json
@@ -91,8 +91,8 @@ def track(
     Running it again on the same folder computes only the new checkpoints.
     See docs/commands/track.md.
     """
-    spec = ModelSpec(model, parse_model_kwargs(model_kwargs)) if model else None
-    show_progress = not quiet and not as_json
+    spec = model_spec(model, model_kwargs)
+    show_progress = not quiet and not as_json and err.is_terminal
     with Progress(
         TextColumn("[bold]track[/]"), BarColumn(), MofNCompleteColumn(),
         TextColumn("step {task.fields[step]}"), TimeRemainingColumn(),
@@ -151,7 +151,8 @@ def _render(report: TrackReport, profile: bool) -> None:
     summary = _summary(report)
     out.print(
         f"{report.path}: {len(results.steps)} checkpoints x {len(results.layers)} layers "
-        f"({len(report.computed)} computed, {len(report.skipped)} already there)"
+        f"({len(report.computed)} computed, {len(report.skipped)} already there)",
+        soft_wrap=True,
     )
     if summary["layers"]:
         first, last = int(results.steps.min()), int(results.steps.max())
@@ -173,7 +174,7 @@ def _render(report: TrackReport, profile: bool) -> None:
             f"{k} {v:.3f}s ({100 * v / total:.0f}%, {1000 * v / n:.1f} ms/ckpt)"
             for k, v in report.timings.items()
         )
-        out.print(f"profile: {parts}")
+        out.print(f"profile: {parts}", soft_wrap=True)
 
 
 def _warn(report: TrackReport) -> None:

@@ -1,0 +1,183 @@
+"""`ndt track` and `ndt layers` end to end, including every bad input of the issue."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from conftest import assert_one_error
+
+from ndt.checkpoints import save_checkpoint
+from ndt.modelspec import ModelSpec, build_model
+from ndt.probe import save_probe
+from ndt.store import read_results
+
+
+def test_track_writes_results_and_summary(ndt, tiny_run, tmp_path):
+    out = tmp_path / "r.h5"
+    result = ndt("track", tiny_run / "ckpts", "--out", out, "--batch-size", "8")
+    assert result.exit_code == 0, result.output
+    assert f"{out}: 5 checkpoints x 3 layers (5 computed, 0 already there)" in result.stdout
+    assert "stable_rank" in result.stdout and "relu1" in result.stdout
+    results = read_results(out)
+    assert results.metrics["stable_rank"].shape == (5, 3)
+    assert np.isfinite(results.metrics["effective_rank"]).all()
+
+
+def test_track_json_summary_matches_file(ndt, tiny_run, tmp_path):
+    out = tmp_path / "r.h5"
+    result = ndt("track", tiny_run / "ckpts", "--out", out, "--json")
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    results = read_results(out)
+    assert summary["computed"] == [0, 10, 20, 30, 40]
+    head = next(row for row in summary["layers"] if row["layer"] == "head")
+    assert head["last"]["stable_rank"] == results.metrics["stable_rank"][-1, 2]
+    again = json.loads(ndt("track", tiny_run / "ckpts", "--out", out, "--json").stdout)
+    assert again["computed"] == [] and again["skipped"] == [0, 10, 20, 30, 40]
+
+
+def test_track_explicit_model_and_probe_and_selection(ndt, tiny_run, tmp_path):
+    (tiny_run / "ckpts" / "ndt.toml").unlink()
+    out = tmp_path / "r.h5"
+    result = ndt(
+        "track", tiny_run / "ckpts", "--model", "mlp",
+        "--model-kwargs", '{"in_features": 12, "hidden": [16, 8], "n_classes": 3}',
+        "--probe", tiny_run / "probe.safetensors", "--out", out,
+        "--layers", "fc*", "--metric", "stable_rank", "--steps", "10:30", "--every", "2", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = read_results(out)
+    assert results.layers == ["fc1", "fc2"] and list(results.metrics) == ["stable_rank"]
+    assert list(results.steps) == [10, 30]
+
+
+def test_profile_prints_the_split(ndt, tiny_run, tmp_path):
+    result = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5", "--profile")
+    assert (
+        "profile: load" in result.stdout
+        and "forward" in result.stdout
+        and "metrics" in result.stdout
+    )
+
+
+def test_empty_folder(ndt, tmp_path):
+    (tmp_path / "ckpts").mkdir()
+    save_probe(tmp_path / "p.safetensors", torch.zeros(3, 2))
+    result = ndt(
+        "track",
+        tmp_path / "ckpts",
+        "--model",
+        "mlp",
+        "--probe",
+        tmp_path / "p.safetensors",
+        "--out",
+        tmp_path / "r.h5",
+    )
+    assert_one_error(result, "no *.safetensors files in")
+
+
+def test_no_model_and_no_manifest(ndt, tiny_run, monkeypatch):
+    monkeypatch.chdir(tiny_run)
+    (tiny_run / "ckpts" / "ndt.toml").unlink()
+    assert_one_error(ndt("track", tiny_run / "ckpts"), "no model for")
+
+
+def test_duplicate_steps(ndt, tiny_run, tmp_path):
+    model = build_model(ModelSpec("mlp", {"in_features": 12, "hidden": [16, 8], "n_classes": 3}))
+    (tiny_run / "ckpts" / "again").mkdir()
+    save_checkpoint(model, tiny_run / "ckpts" / "again", 10)
+    assert_one_error(
+        ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5"), "two checkpoints have step 10"
+    )
+
+
+def test_key_mismatch(ndt, tiny_run, tmp_path):
+    result = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5", "--model", "mlp")
+    assert_one_error(
+        result, "step_00000000.safetensors does not fit the model: shape mismatch fc1.weight"
+    )
+    assert not (tmp_path / "r.h5").exists()  # a randomly initialised model is never analysed
+
+
+def test_truncated_checkpoint_in_the_middle(ndt, tiny_run, tmp_path):
+    path = tiny_run / "ckpts" / "step_00000020.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    out = tmp_path / "r.h5"
+    result = ndt("track", tiny_run / "ckpts", "--out", out)
+    assert_one_error(
+        result, "skipped step_00000020.safetensors: cannot read step_00000020.safetensors"
+    )
+    assert list(read_results(out).steps) == [0, 10, 30, 40]
+
+
+def test_probe_that_does_not_fit(ndt, tiny_run, tmp_path):
+    save_probe(tmp_path / "p.safetensors", torch.zeros(3, 5))
+    result = ndt(
+        "track",
+        tiny_run / "ckpts",
+        "--probe",
+        tmp_path / "p.safetensors",
+        "--out",
+        tmp_path / "r.h5",
+    )
+    assert_one_error(result, "p.safetensors does not fit the model")
+
+
+def test_nan_weights_are_flagged(ndt, tiny_run, tmp_path):
+    model = build_model(ModelSpec("mlp", {"in_features": 12, "hidden": [16, 8], "n_classes": 3}))
+    with torch.no_grad():
+        model.fc2.bias.fill_(float("nan"))
+    save_checkpoint(model, tiny_run / "ckpts", 99)
+    result = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5")
+    assert result.exit_code == 0
+    assert (
+        "Warning: non-finite activations (NaN metrics) in 2 layer-steps, at steps 99"
+        in result.stderr
+    )
+
+
+def test_changed_option_refused(ndt, tiny_run, tmp_path):
+    out = tmp_path / "r.h5"
+    ndt("track", tiny_run / "ckpts", "--out", out, "-q")
+    assert_one_error(
+        ndt("track", tiny_run / "ckpts", "--out", out, "--no-center"), "was made with center=True"
+    )
+
+
+def test_bad_options(ndt, tiny_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_error(
+        ndt("track", tiny_run / "ckpts", "--metric", "rankiness"),
+        "--metric: unknown metric rankiness",
+    )
+    assert_one_error(
+        ndt("track", tiny_run / "ckpts", "--steps", "x:y"), "--steps 'x:y' is not a range"
+    )
+    assert_one_error(
+        ndt("track", tiny_run / "ckpts", "--layers", "nope*"), "--layers 'nope*' matches no module"
+    )
+    assert_one_error(ndt("track", tiny_run / "ckpts", "--device", "cuda:7"), "--device cuda:7")
+    assert_one_error(
+        ndt("track", tiny_run / "ckpts", "--model-kwargs", "{"), "--model-kwargs is not valid JSON"
+    )
+
+
+def test_layers_command(ndt, tiny_run):
+    result = ndt(
+        "layers",
+        tiny_run / "ckpts",
+        "--ckpt",
+        tiny_run / "ckpts" / "step_00000010.safetensors",
+        "--json",
+    )
+    listing = json.loads(result.stdout)
+    assert listing["architecture"] == "mlp"
+    assert [row["name"] for row in listing["layers"]] == ["relu1", "relu2", "head"]
+    everything = ndt("layers", "--model", "cnn", "--all")
+    assert "conv1" in everything.stdout and "architecture cnn" in everything.stdout
+    assert_one_error(
+        ndt("layers", "--model", "mlp", "--ckpt", tiny_run / "ckpts" / "step_00000010.safetensors"),
+        "does not fit the model",
+    )

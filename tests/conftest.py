@@ -1,0 +1,36 @@
+"""Shared test helpers: the fixtures folder and a tiny checkpoint series built on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def tiny_run(tmp_path: Path) -> Path:
+    """A 5-checkpoint run of a small zoo MLP with an ndt.toml and a probe, in tmp_path/run."""
+    from ndt.checkpoints import save_checkpoint
+    from ndt.modelspec import ModelSpec, build_model, write_manifest
+    from ndt.probe import save_probe
+
+    torch.manual_seed(0)
+    spec = ModelSpec("mlp", {"in_features": 12, "hidden": [16, 8], "n_classes": 3})
+    model = build_model(spec)
+    run = tmp_path / "run"
+    save_probe(run / "probe.safetensors", torch.randn(40, 12), torch.randint(0, 3, (40,)))
+    for step in (0, 10, 20, 30, 40):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(0.1 * torch.randn_like(parameter))
+        save_checkpoint(model, run / "ckpts", step)
+    write_manifest(run / "ckpts", spec, probe=run / "probe.safetensors")
+    return run

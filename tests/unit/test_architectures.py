@@ -1,0 +1,93 @@
+"""Architecture detection and default layer choice, on the zoo and on standard torch models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ndt.architectures import detect_architecture, get_handler, select_layers
+from ndt.errors import NdtError
+from ndt.zoo import build_zoo_model
+
+
+class ResNetStyle(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1)
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = torch.relu(x + self.block(x))
+        return self.fc(self.pool(x).flatten(1))
+
+
+class PatchViT(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(self.encoder(tokens).mean(1))
+
+
+@pytest.mark.parametrize(
+    ("arch", "expected"),
+    [
+        ("mlp", ["relu1", "relu2", "relu3", "head"]),
+        ("cnn", ["relu1", "relu2", "head"]),
+        ("transformer", ["blocks.0", "blocks.1", "head"]),
+        ("vit", ["blocks.0", "blocks.1", "head"]),
+    ],
+)
+def test_zoo(arch, expected):
+    model = build_zoo_model(arch)
+    assert detect_architecture(model) == arch
+    assert select_layers(model) == expected
+
+
+def test_reference_sequential_mlp():
+    model = nn.Sequential(
+        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
+    handler = get_handler(model)
+    assert handler.name == "mlp"
+    assert handler.get_layer_names(model) == ["1", "3", "4"]
+    assert handler.get_activation_layers(model) == [model[1], model[3], model[4]]
+
+
+def test_standard_torch_models():
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, batch_first=True), 3)
+    assert detect_architecture(encoder) == "transformer"
+    assert select_layers(encoder) == ["layers.0", "layers.1", "layers.2"]
+    vit = PatchViT()
+    assert detect_architecture(vit) == "vit"
+    assert select_layers(vit) == ["encoder.layers.0", "encoder.layers.1", "head"]
+    resnet = ResNetStyle()
+    assert detect_architecture(resnet) == "cnn"
+    assert select_layers(resnet) == ["stem.2", "block.1", "block.2", "fc"]
+
+
+def test_generic_fallback_and_globs():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4))
+    assert detect_architecture(model) == "generic"
+    assert select_layers(model) == ["0", "1"]
+    transformer = build_zoo_model("transformer")
+    assert select_layers(transformer, ["blocks.*.mlp", "head"]) == [
+        "blocks.0.mlp",
+        "blocks.1.mlp",
+        "head",
+    ]
+    with pytest.raises(
+        NdtError, match="--layers 'decoder.\\*' matches no module; the model has embed"
+    ):
+        select_layers(transformer, ["decoder.*"])

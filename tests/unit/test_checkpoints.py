@@ -1,0 +1,149 @@
+"""Checkpoint discovery, step parsing and strict loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ndt.checkpoints import (
+    discover_checkpoints,
+    load_weights,
+    parse_step_range,
+    read_state_dict,
+    save_checkpoint,
+    step_from_name,
+)
+from ndt.errors import CheckpointError, WeightsMismatchError
+from ndt.zoo import mlp
+
+
+def write(path: Path, step: int | None = None, tensors: dict | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"step": str(step)} if step is not None else None
+    save_file(tensors or {"w": torch.zeros(2)}, path, metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "step"),
+    [("step_1200", 1200), ("model_step_1200", 1200), ("checkpoint-1200", 1200),
+     ("step1200", 1200), ("1200", 1200), ("ckpt_7", 7), ("model", None), ("final", None)],
+)  # fmt: skip
+def test_step_from_name(name, step):
+    assert step_from_name(name) == step
+
+
+def test_flat_and_nested_layouts_sorted_by_step(tmp_path):
+    write(tmp_path / "checkpoint-1200" / "model.safetensors")
+    write(tmp_path / "step200" / "model.safetensors")
+    write(tmp_path / "step_000050.safetensors")
+    write(tmp_path / "final.safetensors", step=5000)  # the header wins over the name
+    found = discover_checkpoints(tmp_path)
+    assert [c.step for c in found] == [50, 200, 1200, 5000]
+    assert found[1].path == tmp_path / "step200" / "model.safetensors"
+
+
+def test_shards_form_one_checkpoint(tmp_path):
+    write(
+        tmp_path / "checkpoint-10" / "model-00001-of-00002.safetensors",
+        tensors={"a": torch.ones(1)},
+    )
+    write(
+        tmp_path / "checkpoint-10" / "model-00002-of-00002.safetensors",
+        tensors={"b": torch.ones(1)},
+    )
+    (found,) = discover_checkpoints(tmp_path)
+    assert found.step == 10 and len(found.files) == 2
+    assert set(read_state_dict(found)) == {"a", "b"}
+
+
+def test_selection_by_range_and_every(tmp_path):
+    for step in range(0, 100, 10):
+        write(tmp_path / f"step_{step}.safetensors")
+    assert [c.step for c in discover_checkpoints(tmp_path, steps=(20, 60))] == [20, 30, 40, 50, 60]
+    assert [c.step for c in discover_checkpoints(tmp_path, every=4)] == [0, 40, 80]
+    assert [c.step for c in discover_checkpoints(tmp_path, steps=(None, 15))] == [0, 10]
+
+
+def test_legacy_files_only_without_safetensors(tmp_path):
+    torch.save({"w": torch.ones(2)}, tmp_path / "step_5.pt")
+    (found,) = discover_checkpoints(tmp_path)
+    assert found.step == 5 and torch.equal(read_state_dict(found)["w"], torch.ones(2))
+    write(tmp_path / "step_6.safetensors")
+    assert [c.step for c in discover_checkpoints(tmp_path)] == [6]  # optimizer.pt etc. ignored
+
+
+def test_probe_beside_checkpoints_is_excluded(tmp_path):
+    write(tmp_path / "step_1.safetensors")
+    probe = write(tmp_path / "probe.safetensors")
+    assert [c.step for c in discover_checkpoints(tmp_path, exclude=[probe])] == [1]
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        discover_checkpoints(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match=r"no \*\.safetensors files in"):
+        discover_checkpoints(tmp_path)
+    write(tmp_path / "final.safetensors")
+    with pytest.raises(CheckpointError, match="cannot read a step from 'final.safetensors'"):
+        discover_checkpoints(tmp_path)
+
+
+def test_duplicate_steps_name_both_files(tmp_path):
+    write(tmp_path / "step_100.safetensors")
+    write(tmp_path / "checkpoint-100" / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"two checkpoints have step 100: .* and "):
+        discover_checkpoints(tmp_path)
+
+
+def test_truncated_file_is_a_checkpoint_error(tmp_path):
+    path = save_checkpoint(mlp(4, (3,), 2), tmp_path, 3)
+    path.write_bytes(path.read_bytes()[:-20])
+    (found,) = discover_checkpoints(tmp_path)  # the step still comes from the header
+    with pytest.raises(CheckpointError, match="cannot read step_00000003.safetensors"):
+        read_state_dict(found)
+
+
+def test_save_then_load_round_trip(tmp_path):
+    model = mlp(4, (3,), 2)
+    path = save_checkpoint(model, tmp_path, 42)
+    (found,) = discover_checkpoints(tmp_path)
+    assert found.step == 42 and path.name == "step_00000042.safetensors"
+    other = mlp(4, (3,), 2)
+    load_weights(other, read_state_dict(found), found.name)
+    for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "model.", "module._orig_mod."])
+def test_wrapper_prefixes_are_removed(prefix):
+    model = mlp(4, (3,), 2)
+    state = {prefix + k: v + 1 for k, v in model.state_dict().items()}
+    load_weights(model, state, "x")
+    assert torch.equal(model.state_dict()["fc1.weight"], state[prefix + "fc1.weight"])
+
+
+def test_mismatch_names_checkpoint_and_keys():
+    model = mlp(4, (3,), 2)
+    state = dict(model.state_dict())
+    del state["head.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"step_1 does not fit the model: missing head.bias; unexpected extra.weight",
+    ):
+        load_weights(model, state, "step_1")
+    state = dict(mlp(4, (5,), 2).state_dict())
+    with pytest.raises(WeightsMismatchError, match=r"shape mismatch fc1.bias \(5,\) vs \(3,\)"):
+        load_weights(model, state, "step_1")
+
+
+def test_parse_step_range():
+    assert parse_step_range("1000:5000") == (1000, 5000)
+    assert parse_step_range(":5000") == (None, 5000)
+    assert parse_step_range("7") == (7, 7)
+    with pytest.raises(CheckpointError, match="--steps 'a:b' is not a range"):
+        parse_step_range("a:b")

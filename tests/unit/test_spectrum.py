@@ -1,0 +1,69 @@
+"""Reshaping rules, chunk-size invariance and the two accumulation modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ndt.core.spectrum import SpectrumAccumulator, as_matrix, compute_spectrum
+
+
+def centred_eigenvalues(matrix: np.ndarray) -> np.ndarray:
+    a = matrix - matrix.mean(0)
+    return np.linalg.svd(a, compute_uv=False) ** 2
+
+
+def test_reshaping_rules():
+    assert as_matrix(torch.zeros(4, 7)).shape == (4, 7)
+    assert as_matrix(torch.zeros(4, 5, 7)).shape == (20, 7)  # (B, T, D) -> (B*T, D)
+    assert as_matrix(torch.zeros(4, 5, 7), token_axis=False).shape == (4, 35)
+    assert as_matrix(torch.zeros(4, 3, 2, 2)).shape == (4, 12)  # (B, C, H, W) -> (B, C*H*W)
+    assert as_matrix(torch.zeros(4)).shape == (4, 1)
+
+
+@pytest.mark.parametrize("shape", [(200, 16), (12, 50)])  # Gram of features / of samples
+@pytest.mark.parametrize("chunk", [1, 7, 200])
+def test_chunk_size_invariance(shape, chunk):
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=shape) * 3 + 100.0  # a large offset stresses the centring
+    accumulator = SpectrumAccumulator(shape[0])
+    for start in range(0, shape[0], chunk):
+        accumulator.update(torch.tensor(matrix[start : start + chunk]))
+    spectrum = accumulator.finalize()
+    reference = centred_eigenvalues(matrix)
+    np.testing.assert_allclose(
+        spectrum.eigenvalues[: reference.size], reference, rtol=1e-8, atol=1e-8 * reference[0]
+    )
+    np.testing.assert_allclose(spectrum.unit_activity, np.abs(matrix).mean(0), rtol=1e-12)
+    assert (spectrum.n_samples, spectrum.n_features) == shape
+
+
+def test_sequence_outputs_stream_tokens():
+    rng = np.random.default_rng(1)
+    tokens = rng.normal(size=(6, 5, 4))
+    spectrum = compute_spectrum(torch.tensor(tokens))
+    reference = centred_eigenvalues(tokens.reshape(30, 4))
+    np.testing.assert_allclose(spectrum.eigenvalues, reference, rtol=1e-9)
+    assert spectrum.n_samples == 30
+
+
+def test_uncentred_spectrum():
+    rng = np.random.default_rng(2)
+    matrix = rng.normal(size=(40, 5)) + 2
+    spectrum = compute_spectrum(matrix, center=False)
+    np.testing.assert_allclose(
+        spectrum.eigenvalues, np.linalg.svd(matrix, compute_uv=False) ** 2, rtol=1e-9
+    )
+
+
+def test_non_finite_activations_give_nan_spectrum():
+    matrix = np.ones((10, 3))
+    matrix[2, 1] = np.inf
+    spectrum = compute_spectrum(matrix)
+    assert not spectrum.is_finite
+
+
+def test_finalize_without_data_is_an_error():
+    with pytest.raises(ValueError, match="no activations"):
+        SpectrumAccumulator(10).finalize()

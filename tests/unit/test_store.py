@@ -1,0 +1,123 @@
+"""The results file: round trip, tidy table, plain-h5py readability, version checks."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from ndt.errors import ResultsFormatError
+from ndt.store import (
+    FORMAT_VERSION,
+    Provenance,
+    Results,
+    load_results,
+    read_results,
+    write_jumps,
+    write_results,
+)
+
+
+def sample_results() -> Results:
+    steps = np.array([0, 10, 30])
+    return Results(
+        steps=steps,
+        layers=["blocks.0", "head"],
+        metrics={
+            "stable_rank": np.arange(6, dtype=float).reshape(3, 2),
+            "participation_ratio": np.full((3, 2), np.nan),
+        },
+        checkpoints=pd.DataFrame(
+            {"step": steps, "file": ["a", "b", "c"], "size": [1, 2, 3], "mtime": [0.5, 1.5, 2.5]}
+        ),
+        provenance=Provenance(
+            model="mlp",
+            probe_sha256="ab" * 32,
+            metrics=("stable_rank", "participation_ratio"),
+            layers=("blocks.0", "head"),
+        ),
+        metadata={"dataset": "digits"},
+    )
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "r.h5"
+    write_results(path, sample_results())
+    back = read_results(path)
+    np.testing.assert_array_equal(back.steps, [0, 10, 30])
+    assert back.layers == ["blocks.0", "head"]
+    assert list(back.metrics) == ["stable_rank", "participation_ratio"]  # order kept
+    np.testing.assert_array_equal(back.metrics["stable_rank"], np.arange(6).reshape(3, 2))
+    assert back.provenance == sample_results().provenance
+    assert back.checkpoints["file"].tolist() == ["a", "b", "c"]
+    assert back.metadata == {"dataset": "digits"}
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_tidy_frame(tmp_path):
+    write_results(tmp_path / "r.h5", sample_results())
+    frame = load_results(tmp_path / "r.h5")
+    assert list(frame.columns) == ["step", "layer", "stable_rank", "participation_ratio"]
+    assert frame.loc[(frame.step == 10) & (frame.layer == "head"), "stable_rank"].item() == 3.0
+    assert len(frame) == 6
+
+
+def test_readable_with_plain_h5py(tmp_path):
+    write_results(tmp_path / "r.h5", sample_results())
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert f.attrs["format_version"] == FORMAT_VERSION
+        assert f["metrics/stable_rank"].shape == (3, 2)
+        assert list(f["layers"].asstr()[()]) == ["blocks.0", "head"]
+
+
+def test_jumps_table_round_trip(tmp_path):
+    path = tmp_path / "r.h5"
+    write_results(path, sample_results())
+    jumps = pd.DataFrame(
+        {
+            "layer": ["head"],
+            "metric": ["stable_rank"],
+            "step": [10],
+            "p_value": [0.01],
+            "significant": [True],
+        }
+    )
+    write_jumps(path, jumps, {"method": "pelt", "fdr": 0.05})
+    back = read_results(path)
+    pd.testing.assert_frame_equal(back.jumps, jumps)
+    assert back.jump_settings == {"method": "pelt", "fdr": 0.05}
+    np.testing.assert_array_equal(
+        back.metrics["stable_rank"], sample_results().metrics["stable_rank"]
+    )
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ResultsFormatError, match="does not exist; run `ndt track` first"):
+        read_results(tmp_path / "none.h5")
+    (tmp_path / "text.h5").write_text("hello")
+    with pytest.raises(ResultsFormatError, match="is not an HDF5 file"):
+        read_results(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = 1
+    with pytest.raises(ResultsFormatError, match="not an ndt results file"):
+        read_results(tmp_path / "other.h5")
+    write_results(tmp_path / "new.h5", sample_results())
+    with h5py.File(tmp_path / "new.h5", "a") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(
+        ResultsFormatError,
+        match=f"has format version {FORMAT_VERSION + 1}; this ndt reads up to {FORMAT_VERSION} \\(upgrade ndt\\)",
+    ):
+        read_results(tmp_path / "new.h5")
+
+
+def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "r.h5"
+    write_results(path, sample_results())
+    broken = sample_results()
+    broken.metrics["bad"] = object()  # cannot be written
+    with pytest.raises(TypeError):
+        write_results(path, broken)
+    assert read_results(path).layers == ["blocks.0", "head"]
+    assert not list(tmp_path.glob(".*tmp"))
