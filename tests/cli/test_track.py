@@ -96,7 +96,7 @@ def test_duplicate_steps(ndt, tiny_run, tmp_path):
 def test_key_mismatch(ndt, tiny_run, tmp_path):
     result = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5", "--model", "mlp")
     assert_one_error(
-        result, "step_00000000.safetensors does not fit the model: shape mismatch fc1.weight"
+        result, "step_00000000.safetensors does not fit the model: missing fc3.bias, fc3.weight"
     )
     assert not (tmp_path / "r.h5").exists()  # a randomly initialised model is never analysed
 
