@@ -8,10 +8,13 @@ results and checked again by ``ndt compare``.
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ndt.errors import ProbeError
@@ -64,6 +67,40 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# safetensors dtype codes that numpy can memory-map; others (bf16, fp8) are read whole.
+_NUMPY_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
+    "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+}  # fmt: skip
+
+
+def _map_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file, memory-mapped where possible, so that a probe larger
+    than memory is paged in chunk by chunk as the forward passes read it."""
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    header.pop("__metadata__", None)
+    if any(entry["dtype"] not in _NUMPY_DTYPES for entry in header.values()):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    tensors = {}
+    for name, entry in header.items():
+        start, stop = entry["data_offsets"]
+        dtype = np.dtype(_NUMPY_DTYPES[entry["dtype"]])
+        shape = tuple(entry["shape"])
+        if stop - start != dtype.itemsize * int(np.prod(shape)):
+            raise ValueError(f"tensor '{name}' has {stop - start} bytes for shape {shape}")
+        if stop == start:
+            tensors[name] = torch.from_numpy(np.empty(shape, dtype))
+            continue
+        # Copy-on-write mapping: pages load lazily and the tensor is writable for torch.
+        mapped = np.memmap(path, dtype=dtype, mode="c", offset=8 + length + start, shape=shape)
+        tensors[name] = torch.from_numpy(mapped)
+    return tensors
+
+
 def load_probe(path: str | Path) -> Probe:
     """Read a probe from a safetensors file.
 
@@ -75,9 +112,7 @@ def load_probe(path: str | Path) -> Probe:
     if not path.is_file():
         raise ProbeError(f"probe file {path} does not exist")
     try:
-        from safetensors.torch import load_file
-
-        tensors = load_file(path)
+        tensors = _map_tensors(path)
     except Exception as exc:
         raise ProbeError(f"cannot read probe {path}: {str(exc).splitlines()[0]}") from exc
     if INPUTS_KEY not in tensors:

@@ -1,0 +1,51 @@
+"""The installed `ndt` console script, run as a user's shell runs it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import ndt
+
+NDT = shutil.which("ndt")
+pytestmark = pytest.mark.skipif(NDT is None, reason="the ndt console script is not installed")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([NDT, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version_and_help():
+    assert run("--version").stdout.strip() == f"ndt {ndt.__version__}"
+    help_text = run("--help").stdout
+    for command in ("track", "layers"):
+        assert command in help_text
+    assert "ndt track fixtures/digits-mlp/ckpts" in run("track", "--help").stdout
+
+
+def test_failing_command_prints_one_line(tmp_path):
+    result = run(
+        "track",
+        str(tmp_path / "missing"),
+        "--model",
+        "mlp",
+        "--probe",
+        str(tmp_path / "p.safetensors"),
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: probe file {tmp_path / 'p.safetensors'} does not exist"
+    ]
+    assert result.stdout == ""
+
+
+def test_module_entry_point_matches_script():
+    result = subprocess.run(
+        [sys.executable, "-c", "from ndt_cli.main import main; main()", "--version"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == f"ndt {ndt.__version__}"
