@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ndt.errors import CheckpointError, WeightsMismatchError
+from ndt.errors import CheckpointError, WeightsMismatchError, describe
 
 SAFETENSORS_SUFFIX = ".safetensors"
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
@@ -205,8 +205,7 @@ def read_state_dict(checkpoint: Checkpoint, device: str | torch.device = "cpu") 
         except CheckpointError:
             raise
         except Exception as exc:  # safetensors and torch raise several unrelated types
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CheckpointError(f"cannot read {path.name}: {reason}") from exc
+            raise CheckpointError(f"cannot read {path.name}: {describe(exc)}") from exc
     return state
 
 

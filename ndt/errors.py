@@ -31,3 +31,9 @@ class ConfigMismatchError(NdtError):
 
 class DetectorError(NdtError):
     """A curve cannot be tested for jumps, or a detector's options are invalid."""
+
+
+def describe(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

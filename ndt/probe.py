@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ndt.errors import ProbeError
+from ndt.errors import ProbeError, describe
 
 INPUTS_KEY = "inputs"
 LABELS_KEY = "labels"
@@ -114,7 +114,7 @@ def load_probe(path: str | Path) -> Probe:
     try:
         tensors = _map_tensors(path)
     except Exception as exc:
-        raise ProbeError(f"cannot read probe {path}: {str(exc).splitlines()[0]}") from exc
+        raise ProbeError(f"cannot read probe {path}: {describe(exc)}") from exc
     if INPUTS_KEY not in tensors:
         keys = ", ".join(sorted(tensors)) or "nothing"
         raise ProbeError(f"probe {path} has no 'inputs' tensor (it holds {keys})")

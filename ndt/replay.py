@@ -21,7 +21,7 @@ from ndt.architectures import select_layers
 from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.core.hooks import forward_hooks, resolve_modules
 from ndt.core.spectrum import Spectrum, SpectrumAccumulator
-from ndt.errors import ModelSpecError, NdtError, ProbeError
+from ndt.errors import ModelSpecError, NdtError, ProbeError, describe
 from ndt.modelspec import ModelSpec, build_model, read_manifest
 from ndt.probe import Probe, load_probe
 
@@ -118,8 +118,7 @@ def _run_probe(model: nn.Module, probe: Probe, batch_size: int | None, device: t
                 raise
             except (RuntimeError, TypeError, ValueError, IndexError) as exc:
                 source = probe.path.name if probe.path else "the probe"
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise ProbeError(f"{source} does not fit the model: {reason}") from exc
+                raise ProbeError(f"{source} does not fit the model: {describe(exc)}") from exc
             n_chunks += 1
     return n_chunks
 
