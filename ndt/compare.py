@@ -1,0 +1,362 @@
+"""`ndt compare`: replay two checkpoints of a tracked run on its recorded probe and compare
+every selected layer before and after (see `ndt.analysis`).
+
+The steps come from the results file: ``step`` picks the last checkpoint strictly before it
+and the first at or after it (``window`` moves each side further out), ``before``/``after``
+name both, and with neither the most significant row of the ``/jumps`` table is used. The
+model, probe and checkpoint folder come from the file's provenance; a probe whose sha256 no
+longer matches is refused, since its activations would not be the ones `track` measured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ndt.analysis.comparison import (
+    CHANGE_SCORE,
+    CompareSettings,
+    LayerComparison,
+    compare_layer,
+    layer_to_dict,
+    rank_layers,
+)
+from ndt.checkpoints import Checkpoint, discover_checkpoints
+from ndt.errors import CheckpointError, NdtError, ProbeError, ResultsFormatError
+from ndt.modelspec import ModelSpec
+from ndt.probe import file_sha256
+from ndt.replay import capture_activations, load_checkpoint, prepare_run
+from ndt.store import Provenance, read_results
+
+
+@dataclass(frozen=True)
+class StepChoice:
+    """The two checkpoints to compare and why they were chosen."""
+
+    before: int
+    after: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    """What `compare_run` compared and found.
+
+    Attributes:
+        results_path: The results file the run was read from.
+        steps: The chosen steps.
+        before: The earlier checkpoint.
+        after: The later checkpoint.
+        model: The model spec, as recorded.
+        probe_path: The probe replayed.
+        probe_sha256: Its sha256 (equal to the recorded one).
+        n_samples: Probe samples.
+        has_labels: Whether the probe has labels (linear probe and purity need them).
+        settings: Analysis parameters.
+        layers: One record per layer, ranked by `change_score` (largest change first).
+        change_score: How layers are ranked.
+        activations_path: Where the activations were saved, if asked.
+    """
+
+    results_path: Path
+    steps: StepChoice
+    before: Checkpoint
+    after: Checkpoint
+    model: str
+    probe_path: Path
+    probe_sha256: str
+    n_samples: int
+    has_labels: bool
+    settings: CompareSettings
+    layers: list[LayerComparison] = field(default_factory=list)
+    change_score: str = CHANGE_SCORE
+    activations_path: Path | None = None
+
+
+def _most_significant(jumps: pd.DataFrame) -> pd.Series:
+    order = [c for c in ("q_value", "p_value") if c in jumps.columns]
+    ranked = jumps.assign(_abs_score=jumps["score"].abs() if "score" in jumps else 0.0)
+    ranked = ranked.sort_values([*order, "_abs_score"], ascending=[True] * len(order) + [False])
+    return ranked.iloc[0]
+
+
+def choose_steps(
+    steps: Sequence[int],
+    *,
+    step: int | None = None,
+    window: int = 0,
+    before: int | None = None,
+    after: int | None = None,
+    jumps: pd.DataFrame | None = None,
+) -> StepChoice:
+    """Pick the before and after checkpoints among the recorded `steps` (see module doc).
+
+    Raises:
+        NdtError: for a step outside the recorded range, a named step that was not recorded,
+            before >= after, a negative window, or no step and no recorded jumps.
+    """
+    steps = sorted(int(s) for s in steps)
+    if not steps:
+        raise NdtError("the results file records no steps; run `ndt track` first")
+    span = f"the recorded range is {steps[0]}..{steps[-1]} ({len(steps)} checkpoints)"
+    if window < 0:
+        raise NdtError(f"--window must be at least 0, got {window}")
+    if (before is None) != (after is None):
+        raise NdtError("--before and --after go together; give both, or --step instead")
+    if before is not None and after is not None:
+        for value in (before, after):
+            if value not in steps:
+                near = sorted(steps, key=lambda s: abs(s - value))[:3]
+                raise NdtError(
+                    f"step {value} is not a recorded checkpoint; nearest are "
+                    f"{', '.join(map(str, sorted(near)))} ({span})"
+                )
+        if before >= after:
+            raise NdtError(f"--before {before} must be earlier than --after {after}")
+        return StepChoice(before, after, f"--before {before} --after {after}")
+    reason = f"--step {step}"
+    if step is None:
+        if jumps is None or jumps.empty or "step" not in jumps.columns:
+            raise NdtError(
+                "no --step given and the results file has no jumps; run `ndt jumps` first or "
+                "pass --step S"
+            )
+        row = _most_significant(jumps)
+        step = int(row["step"])
+        where = ", ".join(f"{k} {row[k]}" for k in ("layer", "metric") if k in row.index)
+        reason = f"most significant jump at step {step} ({where})"
+    if not steps[0] < step <= steps[-1]:
+        raise NdtError(
+            f"step {step} has no recorded checkpoint strictly before it and one at or after "
+            f"it; {span}"
+        )
+    after_index = next(i for i, s in enumerate(steps) if s >= step) + window
+    before_index = max(i for i, s in enumerate(steps) if s < step) - window
+    if before_index < 0 or after_index >= len(steps):
+        raise NdtError(
+            f"--window {window} around step {step} runs past the recorded checkpoints; {span}"
+        )
+    if window:
+        reason += f", window {window}"
+    return StepChoice(steps[before_index], steps[after_index], reason)
+
+
+def locate_checkpoint(directory: Path, step: int, recorded: str | None, probe: Path) -> Checkpoint:
+    """The checkpoint of `step` in `directory`, where `track` found it.
+
+    Raises:
+        CheckpointError: naming where it looked and suggesting --ckpts.
+    """
+    where = directory / recorded if recorded else directory
+    hint = "pass --ckpts DIR if the checkpoints moved"
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"checkpoint folder {directory} recorded by `ndt track` does not exist; {hint}"
+        )
+    try:
+        found = discover_checkpoints(directory, steps=(step, step), exclude=[probe])
+    except CheckpointError:
+        found = []
+    if not found:
+        raise CheckpointError(f"no checkpoint for step {step} at {where}; {hint}")
+    return found[0]
+
+
+def _recorded_files(checkpoints: pd.DataFrame | None) -> dict[int, str]:
+    if checkpoints is None or "file" not in checkpoints.columns:
+        return {}
+    return {int(s): str(f) for s, f in zip(checkpoints["step"], checkpoints["file"], strict=True)}
+
+
+def _checked_probe(provenance: Provenance, results_path: Path) -> Path:
+    probe = Path(provenance.probe_path)
+    if not provenance.probe_path or not probe.is_file():
+        raise ProbeError(f"probe {probe} recorded in {results_path} does not exist; restore it")
+    digest = file_sha256(probe)
+    if provenance.probe_sha256 and digest != provenance.probe_sha256:
+        raise ProbeError(
+            f"probe {probe} changed since `ndt track` (sha256 {provenance.probe_sha256[:12]}... "
+            f"recorded, {digest[:12]}... now); restore it or run `ndt track --overwrite`"
+        )
+    return probe
+
+
+def compare_run(
+    results: str | Path = "results.h5",
+    *,
+    step: int | None = None,
+    window: int = 0,
+    before: int | None = None,
+    after: int | None = None,
+    layers: Sequence[str] | None = None,
+    ckpts: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    dead_threshold: float = CompareSettings.dead_threshold,
+    top_k: int = CompareSettings.top_k,
+    n_components: int = CompareSettings.n_components,
+    n_clusters: int = CompareSettings.n_clusters,
+    seed: int = CompareSettings.seed,
+    max_rows: int = CompareSettings.max_rows,
+    save_activations: str | Path | None = None,
+) -> CompareReport:
+    """Replay the before and after checkpoints of a tracked run and compare every layer.
+
+    Args:
+        results: A results file written by `ndt track` (it must hold provenance).
+        step, window, before, after: Which checkpoints; see `choose_steps`.
+        layers: Glob patterns over module names; default the tracked layers.
+        ckpts: Checkpoint folder, overriding the recorded one.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: Probe samples per forward pass (default: all at once).
+        dead_threshold, top_k, n_components, n_clusters, seed, max_rows: See CompareSettings.
+        save_activations: Write both checkpoints' activations to this HDF5 file.
+
+    Raises:
+        NdtError: for bad steps, missing provenance, moved checkpoints or a changed probe.
+    """
+    path = Path(results)
+    run = read_results(path)
+    provenance = run.provenance
+    if provenance is None or not provenance.model:
+        raise ResultsFormatError(
+            f"{path} has no provenance (it was not written by `ndt track`), so compare cannot "
+            "tell which checkpoints, model and probe to replay; run `ndt track` to make one"
+        )
+    choice = choose_steps(
+        run.steps, step=step, window=window, before=before, after=after, jumps=run.jumps
+    )
+    probe_path = _checked_probe(provenance, path)
+    directory = Path(ckpts) if ckpts is not None else Path(provenance.checkpoint_dir)
+    files = _recorded_files(run.checkpoints)
+    chosen = [
+        locate_checkpoint(directory, s, files.get(s), probe_path)
+        for s in (choice.before, choice.after)
+    ]
+    spec = ModelSpec(provenance.model, json.loads(provenance.model_kwargs or "{}"))
+    setup = prepare_run(
+        directory,
+        model=spec,
+        probe=probe_path,
+        layers=list(layers or provenance.layers) or None,
+        device=device,
+    )
+    captured = {}
+    for checkpoint in chosen:
+        load_checkpoint(setup.model, checkpoint, setup.device)
+        captured[checkpoint.step] = capture_activations(
+            setup.model, setup.probe, setup.layers, batch_size=batch_size, device=setup.device
+        )
+    settings = CompareSettings(
+        metrics=tuple(provenance.metrics) or CompareSettings.metrics,
+        center=bool(provenance.center),
+        dormant_tau=float(provenance.dormant_tau),
+        dead_threshold=dead_threshold,
+        top_k=top_k,
+        n_components=n_components,
+        n_clusters=n_clusters,
+        seed=seed,
+        max_rows=max_rows,
+    )
+    modules = dict(setup.model.named_modules())
+    records = [
+        compare_layer(
+            name,
+            captured[choice.before][name],
+            captured[choice.after][name],
+            labels=setup.probe.labels,
+            settings=settings,
+            token_axis=not isinstance(modules[name], nn.Conv1d),
+        )
+        for name in setup.layers
+    ]
+    saved = None
+    if save_activations is not None:
+        saved = write_activations(save_activations, captured, setup.probe.labels, chosen)
+    return CompareReport(
+        results_path=path,
+        steps=choice,
+        before=chosen[0],
+        after=chosen[1],
+        model=spec.describe(),
+        probe_path=probe_path,
+        probe_sha256=setup.probe.sha256,
+        n_samples=setup.probe.n_samples,
+        has_labels=setup.probe.labels is not None,
+        settings=settings,
+        layers=rank_layers(records),
+        activations_path=saved,
+    )
+
+
+def write_activations(
+    path: str | Path,
+    activations: dict[int, dict[str, torch.Tensor]],
+    labels: torch.Tensor | None,
+    checkpoints: Sequence[Checkpoint],
+) -> Path:
+    """Save activations as HDF5 (reference §2.2): group ``step_<step>`` per checkpoint, one
+    gzip dataset per layer of shape (n_samples, ...), the probe labels at ``/labels``."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = {c.step: str(c.path) for c in checkpoints}
+    with h5py.File(path, "w") as f:
+        for step_value, layers in activations.items():
+            group = f.create_group(f"step_{step_value}")
+            group.attrs.update(step=step_value, checkpoint=files.get(step_value, ""))
+            for name, tensor in layers.items():
+                group.create_dataset(name, data=tensor.numpy(), compression="gzip")
+        if labels is not None:
+            f.create_dataset("labels", data=labels.cpu().numpy())
+    return path
+
+
+def report_to_dict(report: CompareReport) -> dict[str, object]:
+    """The JSON document of a comparison (schema in docs/commands/compare.md)."""
+    settings = asdict(report.settings)
+    settings["metrics"] = list(report.settings.metrics)
+    return {
+        "results": str(report.results_path),
+        "before": {"step": report.before.step, "file": str(report.before.path)},
+        "after": {"step": report.after.step, "file": str(report.after.path)},
+        "chosen_by": report.steps.reason,
+        "model": report.model,
+        "probe": {
+            "path": str(report.probe_path),
+            "sha256": report.probe_sha256,
+            "n_samples": report.n_samples,
+            "has_labels": report.has_labels,
+        },
+        "settings": settings,
+        "ranked_by": report.change_score,
+        "activations": None if report.activations_path is None else str(report.activations_path),
+        "layers": [layer_to_dict(c) for c in report.layers],
+    }
+
+
+def write_json(report: CompareReport, path: str | Path) -> Path:
+    """Write `report_to_dict(report)` to `path` (NaN as null)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(report_to_dict(report)), indent=2) + "\n")
+    return path
+
+
+def _finite(value: object) -> object:
+    """Replace NaN and infinities by None, recursively, so the JSON is standard."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,161 @@
+"""`ndt compare`: what changed inside each layer between two checkpoints of a tracked run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ndt.analysis.comparison import CompareSettings, LayerComparison
+from ndt.analysis.report import write_report
+from ndt.compare import CompareReport, compare_run, write_json
+from ndt_cli._output import err, fmt, out
+
+_D = CompareSettings()
+
+
+def compare(
+    step: Annotated[
+        int | None,
+        typer.Option(help="Compare the last checkpoint before S with the one at (or after) S."),
+    ] = None,
+    window: Annotated[
+        int, typer.Option(help="Move each side K checkpoints further from --step.")
+    ] = 0,
+    before: Annotated[int | None, typer.Option(help="Earlier step, with --after.")] = None,
+    after: Annotated[int | None, typer.Option(help="Later step, with --before.")] = None,
+    results: Annotated[Path, typer.Option(help="Results file written by `ndt track`.")] = Path(
+        "results.h5"
+    ),
+    layers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--layers", help="Glob over module names (repeatable). Default: the tracked layers."
+        ),
+    ] = None,
+    ckpts: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder, if it moved since `ndt track`.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.md, report.html and figures into DIR.")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every number to FILE as JSON.")
+    ] = None,
+    save_activations: Annotated[
+        Path | None, typer.Option(help="Save both steps' activations to FILE (HDF5, gzip).")
+    ] = None,
+    dead_threshold: Annotated[
+        float, typer.Option(help="Sparsity above which a neuron is dead.")
+    ] = _D.dead_threshold,
+    clusters: Annotated[int, typer.Option(help="KMeans clusters.")] = _D.n_clusters,
+    components: Annotated[
+        int, typer.Option(help="Principal components compared.")
+    ] = _D.n_components,
+    top_k: Annotated[int, typer.Option(help="Neurons listed by largest |delta mean|.")] = _D.top_k,
+    seed: Annotated[int, typer.Option(help="Seed of KMeans, CV folds and subsampling.")] = _D.seed,
+    max_rows: Annotated[
+        int, typer.Option(help="Subsample layers with more rows (stated).")
+    ] = _D.max_rows,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="Probe samples per forward pass.")] = None,
+) -> None:
+    """Compare every layer before and after a transition: metrics, neurons, PCA, clusters, CKA.
+
+    Examples:
+
+        ndt compare --step 1200
+
+        ndt compare --results results.h5 --before 1000 --after 1400 --layers 'fc*' --report report/
+
+    Without --step or --before/--after it takes the most significant jump of `ndt jumps`.
+    See docs/commands/compare.md.
+    """
+    result = compare_run(
+        results,
+        step=step,
+        window=window,
+        before=before,
+        after=after,
+        layers=layers,
+        ckpts=ckpts,
+        device=device,
+        batch_size=batch_size,
+        dead_threshold=dead_threshold,
+        top_k=top_k,
+        n_components=components,
+        n_clusters=clusters,
+        seed=seed,
+        max_rows=max_rows,
+        save_activations=save_activations,
+    )
+    _render(result)
+    for label, written in (
+        ("JSON", json_path and write_json(result, json_path)),
+        ("report", report and write_report(result, report)),
+        ("activations", result.activations_path),
+    ):
+        if written:
+            err.print(f"Wrote {label}: {written}", soft_wrap=True)
+
+
+def _render(result: CompareReport) -> None:
+    b, a = result.before.step, result.after.step
+    out.print(f"Before: step {b}  {result.before.path}", soft_wrap=True)
+    out.print(f"After:  step {a}  {result.after.path}", soft_wrap=True)
+    out.print(f"Chosen by {result.steps.reason}; layers ranked by {result.change_score}.")
+    ranking = Table(
+        "rank", "layer", "1 - CKA", "max principal angle (deg)", "ARI", "dead before → after"
+    )
+    for rank, c in enumerate(result.layers, 1):
+        counts = c.neurons.counts()
+        ranking.add_row(
+            str(rank),
+            c.layer,
+            fmt(c.change_score),
+            fmt(float(c.pca.principal_angles[-1]), 3),
+            fmt(c.clusters.adjusted_rand_index),
+            f"{counts['n_dead_before']} → {counts['n_dead_after']}",
+        )
+    out.print(ranking)
+    for c in result.layers:
+        out.print(_layer_table(c, b, a))
+
+
+def _layer_table(c: LayerComparison, b: int, a: int) -> Table:
+    table = Table(
+        "quantity", f"step {b}", f"step {a}", title=f"{c.layer}  (1 - CKA {fmt(c.change_score)})"
+    )
+    for name in c.metrics_before:
+        table.add_row(name, fmt(c.metrics_before[name]), fmt(c.metrics_after[name]))
+    counts = c.neurons.counts()
+    table.add_row("dead neurons", str(counts["n_dead_before"]), str(counts["n_dead_after"]))
+    table.add_row(
+        "became dead / alive", "", f"{counts['n_became_dead']} / {counts['n_became_alive']}"
+    )
+    pca = c.pca
+    table.add_row(
+        "explained var. PC1..3",
+        _first(pca.explained_variance_ratio_before),
+        _first(pca.explained_variance_ratio_after),
+    )
+    table.add_row(
+        "subspace overlap / centroid dist.",
+        "",
+        f"{fmt(pca.subspace_overlap)} / {fmt(pca.centroid_distance)}",
+    )
+    table.add_row("cluster purity", fmt(c.clusters.purity_before), fmt(c.clusters.purity_after))
+    if c.probe_before is not None and c.probe_after is not None:
+        table.add_row("linear-probe accuracy", fmt(c.probe_before.mean), fmt(c.probe_after.mean))
+    top = ", ".join(f"#{n.index} {n.delta_mean:+.3g}" for n in c.neurons.top_changes[:5])
+    table.add_row("largest Δ mean", "", top)
+    if c.subsample is not None:
+        s = c.subsample
+        table.add_row("subsampled rows", "", f"{s.n_rows_used} of {s.n_rows_total} (seed {s.seed})")
+    return table
+
+
+def _first(values: object) -> str:
+    return ", ".join(fmt(float(v), 3) for v in list(values)[:3])

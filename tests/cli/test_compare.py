@@ -1,0 +1,196 @@
+import json
+import re
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ndt.analysis import linear_cka
+from ndt.checkpoints import save_checkpoint
+from ndt.compare import compare_run
+from ndt.modelspec import ModelSpec, write_manifest
+from ndt.probe import save_probe
+from ndt.store import read_results, with_provenance, write_jumps, write_results
+from ndt.tracking import track
+from ndt.zoo import build_zoo_model
+from ndt_cli.main import app
+
+STEPS = list(range(0, 100, 10))
+JUMP = 50
+SPEC = ModelSpec("mlp", {"in_features": 8, "hidden": [16, 16], "n_classes": 3})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run whose weights drift slowly, except for a jump to other weights at step 50."""
+    root = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    first, second = build_zoo_model("mlp", **SPEC.kwargs), build_zoo_model("mlp", **SPEC.kwargs)
+    drift = {k: 0.01 * torch.randn_like(v) for k, v in first.state_dict().items()}
+    model = build_zoo_model("mlp", **SPEC.kwargs)
+    for step in STEPS:
+        base = (first if step < JUMP else second).state_dict()
+        model.load_state_dict({k: base[k] + drift[k] * step / 10 for k in base})
+        save_checkpoint(model, root / "ckpts", step)
+    inputs = torch.randn(90, 8, generator=torch.Generator().manual_seed(1))
+    save_probe(root / "probe.safetensors", inputs, torch.arange(90) % 3)
+    write_manifest(root / "ckpts", SPEC, root / "probe.safetensors")
+    track(root / "ckpts", out=root / "results.h5", device="cpu")
+    return root
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, ["compare", *map(str, args)])
+
+
+def test_step_around_jump_prints_steps_and_tables(run, tmp_path):
+    res = invoke(
+        "--results",
+        run / "results.h5",
+        "--step",
+        JUMP,
+        "--json",
+        tmp_path / "c.json",
+        "--save-activations",
+        tmp_path / "acts.h5",
+        "--clusters",
+        3,
+    )
+    assert res.exit_code == 0, res.stderr
+    assert "Before: step 40" in res.stdout and "After:  step 50" in res.stdout
+    assert "ranked by 1 - linear CKA" in res.stdout
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert doc["before"]["step"] == 40 and doc["after"]["step"] == 50
+    tracked = read_results(run / "results.h5")
+    with h5py.File(tmp_path / "acts.h5") as f:
+        labels = f["labels"][()]
+        for layer in doc["layers"]:
+            a, b = f["step_40"][layer["layer"]][()], f["step_50"][layer["layer"]][()]
+            # Numbers a reader can check against the saved activations.
+            assert layer["cka"] == pytest.approx(linear_cka(a, b), rel=1e-9)
+            dead_b = ((a == 0).mean(0) > 0.9).sum()
+            assert layer["neurons"]["n_dead_before"] == dead_b
+            # Same code as track: the recorded curve at step 50.
+            i, j = list(tracked.steps).index(50), tracked.layers.index(layer["layer"])
+            for metric, values in layer["metrics"].items():
+                expected = tracked.metrics[metric][i, j]
+                assert values["after"] == pytest.approx(expected, rel=1e-6, nan_ok=True)
+    assert labels.tolist() == (np.arange(90) % 3).tolist()
+    assert doc["layers"][0]["linear_probe"]["before"]["n_splits"] == 5
+
+
+def test_change_larger_around_jump_than_far_from_it(run):
+    near = compare_run(run / "results.h5", step=JUMP, device="cpu")
+    far = compare_run(run / "results.h5", step=20, device="cpu")
+    far_by_layer = {c.layer: c for c in far.layers}
+    for a in near.layers:
+        b = far_by_layer[a.layer]
+        assert a.change_score > b.change_score + 0.1
+        if a.n_features > a.pca.n_components:  # a full-width subspace cannot rotate
+            assert a.pca.subspace_overlap < b.pca.subspace_overlap
+
+
+def test_most_significant_jump_is_used(run, tmp_path):
+    copy = tmp_path / "r.h5"
+    write_results(copy, read_results(run / "results.h5"))
+    jumps = __import__("pandas").DataFrame(
+        {
+            "layer": ["fc1", "fc2"],
+            "metric": ["stable_rank"] * 2,
+            "step": [30, 50],
+            "q_value": [0.2, 0.001],
+            "score": [1.0, 5.0],
+        }
+    )
+    write_jumps(copy, jumps)
+    report = compare_run(copy, device="cpu", layers=["fc1"])
+    assert (report.before.step, report.after.step) == (40, 50)
+    assert "most significant jump" in report.steps.reason
+    assert [c.layer for c in report.layers] == ["fc1"]
+
+
+def test_report_folder(run, tmp_path):
+    res = invoke(
+        "--results",
+        run / "results.h5",
+        "--before",
+        20,
+        "--after",
+        60,
+        "--window",
+        0,
+        "--report",
+        tmp_path / "rep",
+        "--layers",
+        "relu*",
+    )
+    assert res.exit_code == 0, res.stderr
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3  # CKA + one per layer
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for name in re.findall(r"\]\((figures/[^)]+)\)", md):
+        assert (tmp_path / "rep" / name).stat().st_size > 1000
+
+
+def _error(res):
+    assert res.exit_code == 1
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), res.stderr
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+def test_step_outside_range(run):
+    line = _error(invoke("--results", run / "results.h5", "--step", 500))
+    assert "0..90" in line
+    assert "0..90" in _error(invoke("--results", run / "results.h5", "--step", 0))
+
+
+def test_moved_checkpoints(run, tmp_path):
+    moved = tmp_path / "moved"
+    (run / "ckpts").rename(moved)
+    try:
+        line = _error(invoke("--results", run / "results.h5", "--step", 50))
+        assert str(run / "ckpts") in line and "--ckpts" in line
+        res = invoke("--results", run / "results.h5", "--step", 50, "--ckpts", moved)
+        assert res.exit_code == 0, res.stderr
+    finally:
+        moved.rename(run / "ckpts")
+
+
+def test_changed_probe(run, tmp_path):
+    results = read_results(run / "results.h5")
+    other = save_probe(tmp_path / "p.safetensors", torch.zeros(90, 8), torch.arange(90) % 3)
+    changed = with_provenance(results, probe_path=str(other.path))
+    write_results(tmp_path / "r.h5", changed)
+    line = _error(invoke("--results", tmp_path / "r.h5", "--step", 50))
+    assert "changed since `ndt track`" in line
+
+
+def test_results_without_provenance(run, tmp_path):
+    results = read_results(run / "results.h5")
+    results.provenance = None
+    write_results(tmp_path / "r.h5", results)
+    assert "no provenance" in _error(invoke("--results", tmp_path / "r.h5", "--step", 50))
+
+
+def test_no_step_and_no_jumps(run):
+    assert "ndt jumps" in _error(invoke("--results", run / "results.h5"))
+
+
+TRANSITION = __import__("pathlib").Path(__file__).parents[2] / "fixtures" / "digits-transition"
+
+
+@pytest.mark.skipif(not (TRANSITION / "info.json").exists(), reason="fixture not generated yet")
+def test_induced_transition_fixture(tmp_path):
+    info = json.loads((TRANSITION / "info.json").read_text())
+    report = track(TRANSITION / "ckpts", out=tmp_path / "r.h5", device="cpu")
+    steps = [int(s) for s in report.results.steps]
+    known = int(info["transition_step"])
+    # Late in training, far after the transition, consecutive checkpoints barely differ.
+    assert known < steps[-3], "the transition should not be among the last checkpoints"
+    near = compare_run(tmp_path / "r.h5", step=known, device="cpu")
+    away = compare_run(tmp_path / "r.h5", step=steps[-1], device="cpu")
+    assert max(c.change_score for c in near.layers) > max(c.change_score for c in away.layers)
