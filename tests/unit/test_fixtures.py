@@ -1,0 +1,171 @@
+"""The committed fixtures are complete and consistent: checkpoints, manifest, probe, info.json
+and expected.csv agree with each other, and expected.csv is recomputed here for one checkpoint
+of each run with plain hooks and a float64 numpy SVD."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from threadpoolctl import threadpool_limits
+
+from ndt.architectures import select_layers
+from ndt.checkpoints import (
+    discover_checkpoints,
+    load_weights,
+    read_safetensors_metadata,
+    read_state_dict,
+)
+from ndt.errors import CheckpointError
+from ndt.modelspec import build_model, read_manifest
+from ndt.probe import load_probe
+from ndt.probe_sources import digits_probe
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+# name -> the number of checkpoints the fixture promises (issue 2, item 10)
+RUNS = {"digits-mlp": 30, "digits-cnn": 25, "modadd-transformer": 25, "digits-transition": 40}
+COLUMNS = [
+    "step",
+    "layer",
+    "stable_rank",
+    "participation_ratio",
+    "cumulative_energy_90",
+    "nuclear_norm_ratio",
+    "effective_rank",
+    "dormant_fraction",
+]
+
+
+def _info(name: str) -> dict:
+    return json.loads((FIXTURES / name / "info.json").read_text())
+
+
+@pytest.mark.parametrize(("name", "promised"), RUNS.items())
+def test_run_is_complete_and_consistent(name, promised):
+    folder = FIXTURES / name
+    info = _info(name)
+    checkpoints = discover_checkpoints(folder / "ckpts")
+    steps = [c.step for c in checkpoints]
+    assert len(checkpoints) >= promised
+    assert steps == info["steps"] and len(steps) == info["n_checkpoints"]
+    for checkpoint in checkpoints:
+        assert read_safetensors_metadata(checkpoint.path)["step"] == str(checkpoint.step)
+        assert checkpoint.path.name == f"step_{checkpoint.step:08d}.safetensors"
+
+    manifest = read_manifest(folder / "ckpts")
+    assert manifest.model.target == info["model"]["arch"]
+    assert dict(manifest.model.kwargs) == info["model"]["kwargs"]
+    assert manifest.probe == (folder / "probe.safetensors").resolve()
+    probe = load_probe(manifest.probe)
+    assert probe.labels is not None and probe.labels.shape == (probe.n_samples,)
+
+    model = build_model(manifest.model)
+    for checkpoint in checkpoints:  # strict: every key present, every shape right
+        load_weights(model, read_state_dict(checkpoint), checkpoint.name)
+
+    expected = pd.read_csv(folder / "expected.csv")
+    layers = select_layers(model)
+    assert list(expected.columns) == COLUMNS
+    assert layers == info["layers"]
+    assert expected["layer"].tolist() == layers * len(steps)
+    assert expected["step"].tolist() == [s for s in steps for _ in layers]
+    assert np.isfinite(expected[COLUMNS[2:]].to_numpy()).all()
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn", "digits-transition"])
+def test_digits_probes_are_the_documented_subset(name):
+    probe = load_probe(FIXTURES / name / "probe.safetensors")
+    want = digits_probe(512, seed=0, image=name == "digits-cnn")
+    assert torch.equal(probe.inputs, want.inputs) and torch.equal(probe.labels, want.labels)
+
+
+def test_schedules():
+    assert _info("digits-mlp")["steps"][:8] == [0, 1, 2, 3, 5, 8, 13, 21]  # log-spaced start
+    info = _info("digits-transition")
+    step, steps = info["transition_step"], info["steps"]
+    at = steps.index(step)
+    assert steps[at - 2 : at + 3] == [step - 40, step - 20, step, step + 20, step + 40]
+
+
+def _reference_row(model: torch.nn.Module, inputs: torch.Tensor, layer: str) -> dict[str, float]:
+    captured = {}
+    module = dict(model.named_modules())[layer]
+    handle = module.register_forward_hook(lambda m, a, out: captured.update(out=out))
+    with torch.no_grad():
+        model.eval()(inputs)
+    handle.remove()
+    out = captured["out"].double().numpy()
+    a = out.reshape(-1, out.shape[-1]) if out.ndim == 3 else out.reshape(out.shape[0], -1)
+    s = np.linalg.svd(a - a.mean(0), compute_uv=False)
+    lam, p = s**2, s / s.sum()
+    p = p[p > 0]
+    activity = np.abs(a).mean(0)
+    return {
+        "stable_rank": lam.sum() / lam[0],
+        "participation_ratio": lam.sum() ** 2 / (lam**2).sum(),
+        "cumulative_energy_90": np.searchsorted(np.cumsum(lam), 0.9 * lam.sum()) + 1,
+        "nuclear_norm_ratio": s.sum() / s[0],
+        "effective_rank": np.exp(-(p * np.log(p)).sum()),
+        "dormant_fraction": np.mean(activity == 0),
+    }
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_expected_csv_matches_committed_weights(name):
+    folder = FIXTURES / name
+    manifest = read_manifest(folder / "ckpts")
+    model = build_model(manifest.model)
+    last = discover_checkpoints(folder / "ckpts")[-1]
+    model.load_state_dict(load_file(last.path))
+    inputs = load_file(manifest.probe)["inputs"]
+    expected = pd.read_csv(folder / "expected.csv")
+    expected = expected[expected["step"] == last.step].set_index("layer")
+    with threadpool_limits(limits=1):
+        for layer in expected.index:
+            got = _reference_row(model, inputs, layer)
+            for metric, value in got.items():
+                np.testing.assert_allclose(value, expected.loc[layer, metric], rtol=1e-9)
+
+
+def test_transition_is_the_largest_change_after_early_training():
+    info = _info("digits-transition")
+    step = info["transition_step"]
+    after = info["steps"][info["steps"].index(step) + 1]
+    table = pd.read_csv(FIXTURES / "digits-transition" / "expected.csv")
+    for layer in ("relu2", "relu3"):
+        curves = table[(table["layer"] == layer) & (table["step"] >= 100)].set_index("step")
+        for metric in ("stable_rank", "participation_ratio", "effective_rank"):
+            change = curves[metric].diff().abs()
+            assert change.idxmax() == after, (layer, metric)
+            assert change[after] > 5 * change.drop(after).median(), (layer, metric)
+
+
+def test_broken_inputs():
+    broken = FIXTURES / "broken"
+    for case in ("truncated", "wrong-keys", "no-step", "nan-weights"):
+        assert read_manifest(broken / case).model.target == "mlp"
+    truncated = broken / "truncated" / "step_00000425.safetensors"
+    full = broken / "nan-weights" / "step_00000425.safetensors"
+    assert truncated.stat().st_size < full.stat().st_size
+    assert read_safetensors_metadata(truncated)["step"] == "425"
+    assert 425 not in _info("digits-mlp")["steps"]
+    with pytest.raises(CheckpointError, match="cannot read"):
+        read_state_dict(discover_checkpoints(broken / "truncated")[0])
+    assert read_safetensors_metadata(broken / "no-step" / "final.safetensors") == {}
+    with pytest.raises(CheckpointError, match="cannot read a step from 'final.safetensors'"):
+        discover_checkpoints(broken / "no-step")
+    wrong = load_file(broken / "wrong-keys" / "step_00000425.safetensors")
+    assert "fc3.weight" not in wrong and "fc2.weight" in wrong
+    with pytest.raises(CheckpointError, match="missing fc3.bias, fc3.weight"):
+        load_weights(build_model(read_manifest(broken / "wrong-keys").model), wrong, "w")
+    poisoned = load_file(full)
+    assert int(torch.isnan(poisoned["fc2.weight"]).sum()) == 1
+    nan_table = pd.read_csv(broken / "nan-weights" / "expected.csv").set_index("layer")
+    assert np.isfinite(nan_table.loc["relu1", COLUMNS[2:]].to_numpy(dtype=float)).all()
+    for layer in ("relu2", "relu3", "head"):
+        assert np.isnan(nan_table.loc[layer, COLUMNS[2:]].to_numpy(dtype=float)).all()
