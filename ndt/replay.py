@@ -134,7 +134,7 @@ def _check_calls(calls: Counter, layers: Sequence[str], n_chunks: int) -> None:
             )
 
 
-def layer_spectra(
+def accumulate_spectra(
     model: nn.Module,
     probe: Probe,
     layers: Sequence[str],
@@ -143,12 +143,13 @@ def layer_spectra(
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
     timings: dict[str, float] | None = None,
-) -> dict[str, Spectrum]:
-    """One spectrum per layer for the model's current weights, streaming over probe chunks.
+) -> dict[str, SpectrumAccumulator]:
+    """Run the probe forward and fold each layer's output into its accumulator.
 
-    No activation outlives its chunk: each hook folds its output into the layer's
-    accumulator at once (see `ndt.core.spectrum`). If `timings` is given, the seconds spent
-    accumulating and decomposing (as opposed to running the model) go to its "spectra" key.
+    No activation outlives its chunk: each hook folds its output into the layer's Gram
+    matrix at once (see `ndt.core.spectrum`). Call ``finalize()`` on the returned
+    accumulators for the spectra; it can run on another thread while the model goes on.
+    If `timings` is given, the seconds spent folding go to its "gram" key.
     """
     modules = resolve_modules(model, layers)
     accumulators = {
@@ -170,11 +171,25 @@ def layer_spectra(
     with forward_hooks(modules, fold):
         n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
     _check_calls(calls, layers, n_chunks)
-    started = time.perf_counter()
-    spectra = {name: accumulators[name].finalize() for name in layers}
     if timings is not None:
-        timings["spectra"] = timings.get("spectra", 0.0) + spent + time.perf_counter() - started
-    return spectra
+        timings["gram"] = timings.get("gram", 0.0) + spent
+    return accumulators
+
+
+def layer_spectra(
+    model: nn.Module,
+    probe: Probe,
+    layers: Sequence[str],
+    *,
+    center: bool = True,
+    batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Spectrum]:
+    """One spectrum per layer for the model's current weights, streaming over probe chunks."""
+    accumulators = accumulate_spectra(
+        model, probe, layers, center=center, batch_size=batch_size, device=device
+    )
+    return {name: accumulators[name].finalize() for name in layers}
 
 
 def capture_activations(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +19,10 @@ import torch
 
 from ndt.checkpoints import Checkpoint, discover_checkpoints, load_weights, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
+from ndt.core.spectrum import SpectrumAccumulator
 from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
 from ndt.modelspec import ModelSpec
-from ndt.replay import RunSetup, layer_spectra, prepare_run
+from ndt.replay import accumulate_spectra, prepare_run
 from ndt.store import Provenance, Results, read_results, write_results
 
 
@@ -36,7 +37,9 @@ class TrackReport:
         skipped: Steps already in the file, not recomputed.
         failures: (checkpoint file, reason) for checkpoints that could not be read.
         non_finite: (step, layer) pairs whose activations were not finite (NaN metrics).
-        timings: Seconds spent in load, forward, metrics and write, summed over checkpoints.
+        timings: Seconds spent in load, forward, metrics and write, summed over checkpoints
+            ("metrics" includes decompositions that overlapped the next forward pass), and
+            the run's "wall" time.
     """
 
     path: Path
@@ -46,7 +49,7 @@ class TrackReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
     non_finite: list[tuple[int, str]] = field(default_factory=list)
     timings: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("load", "forward", "metrics", "write"), 0.0)
+        default_factory=lambda: dict.fromkeys(("load", "forward", "metrics", "write", "wall"), 0.0)
     )
 
 
@@ -107,37 +110,100 @@ def track(
     report = TrackReport(path=out, results=table.results())
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        # Read the next checkpoint while the current one runs forward.
-        pending = reader.submit(read_state_dict, todo[0], setup.device) if todo else None
-        for index, checkpoint in enumerate(todo):
-            started = time.perf_counter()
-            try:
-                state = pending.result()
-            except CheckpointError as exc:
-                state = None
-                report.failures.append((_relative_name(checkpoint, ckpt_dir), str(exc)))
-            pending = (
-                reader.submit(read_state_dict, todo[index + 1], setup.device)
-                if index + 1 < len(todo)
-                else None
-            )
-            if state is not None:
-                load_weights(setup.model, state, _relative_name(checkpoint, ckpt_dir))
+    loop = _Loop(setup, table, report, out, progress, len(todo))
+    with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as solver:
+        # Read the next checkpoint while the current one runs forward, and decompose the
+        # current one's Gram matrices while the next one runs forward.
+        reading = reader.submit(read_state_dict, todo[0], setup.device) if todo else None
+        try:
+            for index, checkpoint in enumerate(todo):
+                started = time.perf_counter()
+                name = _relative_name(checkpoint, ckpt_dir)
+                try:
+                    state = reading.result()
+                except CheckpointError as exc:
+                    state = None
+                    report.failures.append((name, str(exc)))
+                if index + 1 < len(todo):
+                    reading = reader.submit(read_state_dict, todo[index + 1], setup.device)
+                if state is None:
+                    loop.settle()
+                    loop.record(checkpoint)
+                    continue
+                load_weights(setup.model, state, name)
                 del state
                 report.timings["load"] += time.perf_counter() - started
-                values, broken = _measure(setup, metrics, center, dormant_tau, batch_size, report)
-                report.non_finite += [(checkpoint.step, layer) for layer in broken]
-                table.add(checkpoint, _relative_name(checkpoint, ckpt_dir), values)
-                report.computed.append(checkpoint.step)
-            started = time.perf_counter()
-            table.failures = report.failures
-            write_results(out, table.results())
-            report.timings["write"] += time.perf_counter() - started
-            if progress is not None:
-                progress(index + 1, len(todo), checkpoint.step)
+                started = time.perf_counter()
+                spent: dict[str, float] = {}
+                accumulators = accumulate_spectra(
+                    setup.model, setup.probe, setup.layers, center=center,
+                    batch_size=batch_size, device=setup.device, timings=spent,
+                )  # fmt: skip
+                report.timings["forward"] += time.perf_counter() - started - spent["gram"]
+                report.timings["metrics"] += spent["gram"]
+                loop.settle()
+                loop.pending = (
+                    checkpoint,
+                    name,
+                    solver.submit(_solve, accumulators, metrics, dormant_tau),
+                )
+        finally:
+            # Keep the checkpoint whose decomposition is in flight, even when stopping early.
+            loop.settle(quietly=True)
     report.results = table.results()
+    report.timings["wall"] = time.perf_counter() - loop.started
     return report
+
+
+def _solve(
+    accumulators: dict[str, SpectrumAccumulator], metrics: Sequence[str], dormant_tau: float
+) -> tuple[np.ndarray, list[str], float]:
+    """Metrics of one checkpoint, shape (n_metrics, n_layers); the layers whose activations
+    were not finite; and the seconds it took."""
+    started = time.perf_counter()
+    spectra = {name: accumulator.finalize() for name, accumulator in accumulators.items()}
+    rows = [compute_metrics(s, metrics, dormant_tau=dormant_tau) for s in spectra.values()]
+    values = np.array([[row[m] for row in rows] for m in metrics], dtype=np.float64)
+    broken = [name for name, spectrum in spectra.items() if not spectrum.is_finite]
+    return values, broken, time.perf_counter() - started
+
+
+class _Loop:
+    """Book-keeping of the track loop: settles decompositions in order and writes the file."""
+
+    def __init__(self, setup, table, report, out: Path, progress, total: int) -> None:
+        self.setup, self.table, self.report, self.out = setup, table, report, out
+        self.progress, self.total, self.done = progress, total, 0
+        self.pending: tuple[Checkpoint, str, Future] | None = None
+        self.started = time.perf_counter()
+
+    def settle(self, quietly: bool = False) -> None:
+        """Wait for the decomposition in flight, if any, and record its checkpoint."""
+        if self.pending is None:
+            return
+        checkpoint, name, future = self.pending
+        self.pending = None
+        try:
+            values, broken, seconds = future.result()
+        except Exception:
+            if quietly:
+                return
+            raise
+        self.report.timings["metrics"] += seconds
+        self.report.non_finite += [(checkpoint.step, layer) for layer in broken]
+        self.table.add(checkpoint, name, values)
+        self.report.computed.append(checkpoint.step)
+        self.record(checkpoint)
+
+    def record(self, checkpoint: Checkpoint) -> None:
+        """Write the file as it stands and report progress."""
+        started = time.perf_counter()
+        self.table.failures = self.report.failures
+        write_results(self.out, self.table.results())
+        self.report.timings["write"] += time.perf_counter() - started
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total, checkpoint.step)
 
 
 def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
@@ -149,32 +215,6 @@ def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
 
 def _relative_name(checkpoint: Checkpoint, ckpt_dir: str | Path) -> str:
     return checkpoint.path.relative_to(Path(ckpt_dir)).as_posix()
-
-
-def _measure(
-    setup: RunSetup,
-    metrics: Sequence[str],
-    center: bool,
-    dormant_tau: float,
-    batch_size: int | None,
-    report: TrackReport,
-) -> tuple[np.ndarray, list[str]]:
-    """Metrics of the loaded weights, shape (n_metrics, n_layers), and the layers whose
-    activations were not finite."""
-    started = time.perf_counter()
-    spent: dict[str, float] = {}
-    spectra = layer_spectra(
-        setup.model, setup.probe, setup.layers, center=center, batch_size=batch_size,
-        device=setup.device, timings=spent,
-    )  # fmt: skip
-    measured = time.perf_counter()
-    per_layer = [
-        compute_metrics(spectra[name], metrics, dormant_tau=dormant_tau) for name in setup.layers
-    ]
-    values = np.array([[row[m] for row in per_layer] for m in metrics], dtype=np.float64)
-    report.timings["forward"] += measured - started - spent["spectra"]
-    report.timings["metrics"] += time.perf_counter() - measured + spent["spectra"]
-    return values, [name for name in setup.layers if not spectra[name].is_finite]
 
 
 class _RunTable:

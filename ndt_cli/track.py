@@ -168,13 +168,17 @@ def _render(report: TrackReport, profile: bool) -> None:
                 )  # fmt: skip
         out.print(table)
     if profile:
-        total = sum(report.timings.values()) or 1.0
         n = max(1, len(report.computed))
         parts = ", ".join(
-            f"{k} {v:.3f}s ({100 * v / total:.0f}%, {1000 * v / n:.1f} ms/ckpt)"
-            for k, v in report.timings.items()
+            f"{key} {seconds:.2f}s ({1000 * seconds / n:.1f} ms/ckpt)"
+            for key, seconds in report.timings.items()
         )
-        out.print(f"profile: {parts}", soft_wrap=True)
+        out.print(f"profile over {n} checkpoints: {parts}", soft_wrap=True)
+        out.print(
+            "(metrics = Gram accumulation in the forward hooks + eigendecompositions, which "
+            "run on a worker thread while the next checkpoint goes forward)",
+            soft_wrap=True,
+        )
 
 
 def _warn(report: TrackReport) -> None:

@@ -94,28 +94,39 @@ class SpectrumAccumulator:
     def update(self, activation: torch.Tensor) -> None:
         """Add one chunk of a layer's output, shape (batch, ...)."""
         matrix = as_matrix(activation.detach(), token_axis=self.token_axis)
-        data = matrix.to(torch.float64)
         if self._abs_sum is None:
-            rows_per_sample = matrix.shape[0] / max(1, activation.shape[0])
-            expected_rows = int(round(rows_per_sample * self.n_samples_total))
-            self._abs_sum = torch.zeros(matrix.shape[1], dtype=torch.float64, device=data.device)
-            if expected_rows < matrix.shape[1]:
-                self._kept = []
-            else:
-                self._shift = data.mean(0) if self.center else torch.zeros_like(self._abs_sum)
-                self._gram = torch.zeros(
-                    matrix.shape[1], matrix.shape[1], dtype=torch.float64, device=data.device
-                )
-                self._col_sum = torch.zeros_like(self._abs_sum)
+            self._start(matrix, int(activation.shape[0]))
         self._rows += matrix.shape[0]
-        self._abs_sum += data.abs().sum(0)
+        # Sums in float64 without a float64 copy of |A| (dtype= upcasts element by element).
+        self._abs_sum += matrix.abs().sum(0, dtype=torch.float64)
         if self._kept is not None:
             # Keep the caller's precision: n x d float32 rows until the end.
-            self._kept.append(matrix.to(torch.float32) if matrix.dtype != torch.float64 else data)
+            self._kept.append(matrix if matrix.dtype == torch.float64 else matrix.float())
             return
-        shifted = data - self._shift
+        data = matrix.to(torch.float64)
+        # Shift in place when `data` is our own float64 copy, so that one n x d float64
+        # buffer is the only temporary; never modify a float64 tensor the caller passed in.
+        shifted = data.sub_(self._shift) if data is not matrix else data - self._shift
         self._gram.addmm_(shifted.T, shifted)
         self._col_sum += shifted.sum(0)
+
+    def _start(self, matrix: torch.Tensor, batch: int) -> None:
+        """Choose the side from the first chunk: rows (n < d) or the d x d Gram."""
+        n_features = matrix.shape[1]
+        rows_per_sample = matrix.shape[0] / max(1, batch)
+        expected_rows = int(round(rows_per_sample * self.n_samples_total))
+        options = {"dtype": torch.float64, "device": matrix.device}
+        self._abs_sum = torch.zeros(n_features, **options)
+        if expected_rows < n_features:
+            self._kept = []
+            return
+        self._shift = (
+            matrix.mean(0, dtype=torch.float64)
+            if self.center
+            else torch.zeros(n_features, **options)
+        )
+        self._gram = torch.zeros(n_features, n_features, **options)
+        self._col_sum = torch.zeros(n_features, **options)
 
     def finalize(self) -> Spectrum:
         """Return the layer's spectrum; the accumulator should not be reused."""

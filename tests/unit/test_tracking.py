@@ -156,3 +156,17 @@ def test_capture_activations_concatenates_chunks(tiny_run):
     assert acts["relu1"].shape == (40, 16) and acts["head"].shape == (40, 3)
     with torch.no_grad():
         torch.testing.assert_close(acts["head"], setup.model(setup.probe.inputs))
+
+
+def test_interrupted_run_keeps_finished_checkpoints(tiny_run, tmp_path):
+    out = tmp_path / "r.h5"
+
+    def stop_after_two(done: int, total: int, step: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        track(tiny_run / "ckpts", out=out, progress=stop_after_two)
+    assert list(read_results(out).steps) == [0, 10]
+    assert not list(tmp_path.glob(".*tmp"))
+    assert track(tiny_run / "ckpts", out=out).computed == [20, 30, 40]
