@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from scipy.linalg.blas import dsyrk as _dsyrk
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,25 @@ def _eigenvalues(gram: torch.Tensor) -> NDArray[np.float64]:
     return np.where(values > floor, values, 0.0)
 
 
+def _like(tensor: torch.Tensor) -> dict:
+    return {"dtype": tensor.dtype, "device": tensor.device}
+
+
+def _add_gram(gram: torch.Tensor, data: torch.Tensor) -> None:
+    """``gram += data.T @ data`` for float64 `data` of shape (rows, d), in place.
+
+    On the CPU this is BLAS's symmetric rank-k update (dsyrk), which computes only the upper
+    triangle: half the work of a general matrix product. Elsewhere it is ``addmm_``.
+    """
+    if gram.device.type != "cpu":
+        gram.addmm_(data.T, data)
+        return
+    target = gram.numpy()  # column-major view of the same memory
+    result = _dsyrk(1.0, data.numpy().T, trans=0, beta=1.0, c=target, overwrite_c=1)
+    if not np.shares_memory(result, target):
+        target[...] = result
+
+
 class SpectrumAccumulator:
     """Streams one layer's output chunks into its `Spectrum`.
 
@@ -107,7 +127,7 @@ class SpectrumAccumulator:
         # Shift in place when `data` is our own float64 copy, so that one n x d float64
         # buffer is the only temporary; never modify a float64 tensor the caller passed in.
         shifted = data.sub_(self._shift) if data is not matrix else data - self._shift
-        self._gram.addmm_(shifted.T, shifted)
+        _add_gram(self._gram, shifted)
         self._col_sum += shifted.sum(0)
 
     def _start(self, matrix: torch.Tensor, batch: int) -> None:
@@ -125,7 +145,8 @@ class SpectrumAccumulator:
             if self.center
             else torch.zeros(n_features, **options)
         )
-        self._gram = torch.zeros(n_features, n_features, **options)
+        # Column-major, so that BLAS's symmetric update can write it in place on the CPU.
+        self._gram = torch.zeros(n_features, n_features, **options).T
         self._col_sum = torch.zeros(n_features, **options)
 
     def finalize(self) -> Spectrum:
@@ -137,12 +158,14 @@ class SpectrumAccumulator:
             self._kept = None
             if self.center:
                 rows -= rows.mean(0)
-            gram = rows @ rows.T
+            gram = torch.zeros(rows.shape[0], rows.shape[0], **_like(rows)).T
+            _add_gram(gram, rows.T.contiguous())
         else:
             gram = self._gram
             if self.center:
                 gram = gram - torch.outer(self._col_sum, self._col_sum) / self._rows
-            gram = (gram + gram.T) / 2
+        # Only the upper triangle is guaranteed (see `_add_gram`); mirror it.
+        gram = torch.triu(gram) + torch.triu(gram, 1).T
         return Spectrum(
             eigenvalues=_eigenvalues(gram),
             unit_activity=(self._abs_sum / self._rows).cpu().numpy(),
