@@ -1,0 +1,205 @@
+"""HighFrequencyTracker: in-training curves against an independent float64 reference, and
+against `ndt track` on the checkpoints the same training run saved."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+from typer.testing import CliRunner
+
+from ndt import HighFrequencyTracker, Phase2Checkpointer, read_results
+from ndt.errors import NdtError
+from ndt.modelspec import ModelSpec, build_model
+from ndt.probe import load_probe
+from ndt.probe_sources import digits_probe
+from ndt.zoo import mlp
+from ndt_cli.main import app
+
+
+def reference(activation: np.ndarray) -> dict[str, float]:
+    """Metrics from a float64 numpy SVD of the centred matrix (no ndt code)."""
+    a = activation.astype(np.float64).reshape(activation.shape[0], -1)
+    sigma = np.linalg.svd(a - a.mean(0), compute_uv=False)
+    lam = sigma**2
+    p = sigma[sigma > 0] / sigma.sum()
+    return {
+        "stable_rank": lam.sum() / lam.max(),
+        "participation_ratio": lam.sum() ** 2 / (lam**2).sum(),
+        "cumulative_energy_90": float(np.argmax(np.cumsum(lam) >= 0.9 * lam.sum()) + 1),
+        "nuclear_norm_ratio": sigma.sum() / sigma.max(),
+        "effective_rank": float(np.exp(-(p * np.log(p)).sum())),
+    }
+
+
+def relu1_of(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return torch.relu(model.fc1(x)).numpy()
+
+
+def sgd_step(model, optimizer, x, y) -> torch.Tensor:
+    loss = nn.functional.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def test_probe_curves_match_a_float64_svd_of_the_probe_activations():
+    torch.manual_seed(0)
+    model = mlp(hidden=(24, 16))
+    probe = torch.randn(100, 64)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    tracker = HighFrequencyTracker(model, sampling_frequency=3, probe=probe)
+    expected = []
+    for step in range(7):
+        loss = sgd_step(model, optimizer, torch.randn(32, 64), torch.randint(0, 10, (32,)))
+        tracker.log(step, loss.item(), grad_norm=float(step))
+        if step % 3 == 0:
+            expected.append(reference(relu1_of(model, probe)))
+    frame = tracker.get_results()["relu1"]
+    assert list(frame.columns[:3]) == ["step", "loss", "grad_norm"]
+    assert frame["step"].tolist() == [0, 3, 6] and frame["grad_norm"].tolist() == [0, 3, 6]
+    for name in expected[0]:
+        np.testing.assert_allclose(frame[name], [row[name] for row in expected], rtol=1e-6)
+    assert model.training  # restored after each probe pass
+    assert all(not m._forward_hooks for m in model.modules())  # no hook left behind
+
+
+def test_without_probe_it_measures_the_latest_training_batch():
+    torch.manual_seed(1)
+    model = mlp(hidden=(16,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = HighFrequencyTracker(model, sampling_frequency=2)
+    expected = []
+    for step in range(5):
+        x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
+        batch_activation = relu1_of(model, x)  # the forward below sees these weights
+        loss = sgd_step(model, optimizer, x, y)
+        tracker.log(step, loss)
+        if step % 2 == 0:
+            expected.append(reference(batch_activation))
+    frame = tracker.get_results("relu1")["relu1"]
+    assert frame["step"].tolist() == [0, 2, 4]
+    np.testing.assert_allclose(
+        frame["stable_rank"], [row["stable_rank"] for row in expected], rtol=1e-6
+    )
+    tracker.close()
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_force_logs_off_schedule_and_modes_of_submodules_are_kept():
+    model = mlp(hidden=(8,))
+    model.train()
+    model.fc1.eval()  # e.g. a frozen part: must stay in eval mode
+    tracker = HighFrequencyTracker(model, sampling_frequency=100, probe=torch.randn(20, 64))
+    tracker.log(7, 1.0)
+    tracker.log(7, 1.0, force=True)
+    assert tracker.get_results()["head"]["step"].tolist() == [7]
+    assert model.training and model.head.training and not model.fc1.training
+
+
+def test_layers_as_modules_with_reference_names():
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    layers = [model[0], model[2]]
+    tracker = HighFrequencyTracker(
+        model, layers=layers, layer_names=["Linear_0", "Linear_1"], probe=torch.randn(12, 6)
+    )
+    tracker.log(0, 0.5)
+    results = tracker.get_results()
+    assert list(results) == ["Linear_0", "Linear_1"]
+    with torch.no_grad():
+        out = model[0](tracker.probe.inputs).numpy()
+    assert results["Linear_0"]["stable_rank"][0] == pytest.approx(reference(out)["stable_rank"])
+
+
+def test_default_layers_are_those_ndt_track_picks():
+    tracker = HighFrequencyTracker(mlp(hidden=(8, 8)), probe=torch.randn(4, 64))
+    assert tracker.layer_names == ["relu1", "relu2", "head"]
+
+
+def test_detect_jumps_reports_the_training_step_of_a_planted_change():
+    torch.manual_seed(0)
+    layer = nn.Linear(8, 8, bias=False)
+    nn.init.eye_(layer.weight)
+    model = nn.Sequential(layer)
+    tracker = HighFrequencyTracker(
+        model, layers=["0"], sampling_frequency=5, metrics=["stable_rank"]
+    )
+    basis = torch.randn(2, 8)
+    for step in range(200):
+        # Rank-2 inputs until step 100, full rank from then on.
+        x = torch.randn(64, 2) @ basis if step < 100 else torch.randn(64, 8)
+        model(x)
+        tracker.log(step, 0.0)
+    jumps = tracker.detect_jumps(metric="stable_rank")["0"]
+    assert [jump.step for jump in jumps] == [100]
+    assert jumps[0].value_after > jumps[0].value_before + 1 and jumps[0].z_score > 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"layers": ["nope"]}, "has no layer 'nope'"),
+        ({"layers": [nn.Linear(2, 2)]}, "is not a module of the model"),
+        ({"metrics": ["rank"]}, "unknown metric rank"),
+        ({"sampling_frequency": 0}, "sampling_frequency must be at least 1"),
+        ({"layer_names": ["a"]}, "1 layer_names for 2 layers"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(NdtError, match=match):
+        HighFrequencyTracker(mlp(hidden=(4,)), **kwargs)
+
+
+def test_log_before_any_forward_and_disabled_jumps():
+    tracker = HighFrequencyTracker(mlp(hidden=(4,)), enable_jump_detection=False)
+    with pytest.raises(NdtError, match="call tracker.log after the model's forward pass"):
+        tracker.log(0, 1.0)
+    with pytest.raises(NdtError, match="jump detection is disabled"):
+        tracker.detect_jumps()
+
+
+def test_tracker_curves_equal_ndt_track_on_the_checkpoints_of_the_same_run(tmp_path):
+    """Issue 5: train the digits MLP with Phase2Checkpointer + HighFrequencyTracker on a
+    probe, then `ndt track` the saved folder: the two sets of curves agree to 1e-5."""
+    torch.manual_seed(0)
+    data, target = load_digits(return_X_y=True)
+    x_all = torch.from_numpy((data / 16.0).astype(np.float32))
+    y_all = torch.from_numpy(target.astype(np.int64))
+    spec = ModelSpec("mlp", {"in_features": 64, "hidden": [32, 32, 32], "n_classes": 10})
+    model = build_model(spec)
+    made = digits_probe(256, seed=0)
+    from ndt.probe import save_probe
+
+    probe = save_probe(tmp_path / "probe.safetensors", made.inputs, made.labels)
+    checkpointer = Phase2Checkpointer(tmp_path / "ckpts", 10, model_spec=spec, probe=probe)
+    tracker = HighFrequencyTracker(model, sampling_frequency=10, probe=probe)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(60):
+        chosen = torch.randint(len(y_all), (64,), generator=generator)
+        loss = sgd_step(model, optimizer, x_all[chosen], y_all[chosen])
+        tracker.log(step, loss.item())
+        if checkpointer.should_capture(step):
+            checkpointer.save_checkpoint(model, step)
+
+    result = CliRunner().invoke(
+        app, ["track", str(tmp_path / "ckpts"), "--out", str(tmp_path / "r.h5"), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    replayed = read_results(tmp_path / "r.h5")
+    assert replayed.provenance.probe_sha256 == load_probe(tmp_path / "probe.safetensors").sha256
+    curves = tracker.get_results()
+    assert replayed.layers == list(curves)
+    np.testing.assert_array_equal(replayed.steps, curves["relu1"]["step"])
+    for metric, matrix in replayed.metrics.items():
+        for column, layer in enumerate(replayed.layers):
+            np.testing.assert_allclose(
+                curves[layer][metric], matrix[:, column], rtol=1e-5, atol=1e-5,
+                err_msg=f"{layer} {metric}",
+            )  # fmt: skip
+    # The curves changed during training, so agreement is not trivially constant.
+    assert np.ptp(replayed.metrics["stable_rank"][:, 0]) > 0.1
