@@ -11,7 +11,12 @@ import typer
 
 from ndt import __version__
 from ndt.errors import NdtError
-from ndt_cli import layers, track
+from ndt_cli import compare as compare_command
+from ndt_cli import export as export_command
+from ndt_cli import jumps as jumps_command
+from ndt_cli import layers, probe, track
+from ndt_cli import plot as plot_command
+from ndt_cli import summary as summary_command
 from ndt_cli._output import err
 
 app = typer.Typer(
@@ -52,7 +57,14 @@ def _register(command: Callable, name: str) -> None:
 
 
 _register(track.track, "track")
+_register(compare_command.compare, "compare")
 _register(layers.layers, "layers")
+_register(probe.probe, "probe")
+_register(export_command.export, "export")
+_register(summary_command.summary, "summary")
+_register(plot_command.plot, "plot")
+_register(jumps_command.jumps, "jumps")
+_register(jumps_command.validate_detector_command, "validate-detector")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,25 @@
+"""Find transitions in metric curves and say how far to trust each (docs/jumps.md)."""
+
+from ndt.jumps.agreement import AgreementDetector
+from ndt.jumps.base import Detection, Detector
+from ndt.jumps.gradient import GradientDetector
+from ndt.jumps.pelt import PeltDetector
+from ndt.jumps.registry import DEFAULT_METHOD, DETECTORS, METHODS, make_detector
+from ndt.jumps.table import JUMP_COLUMNS, JumpReport, detect_jumps_in_results
+from ndt.jumps.zscore import ZScoreDetector
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "DETECTORS",
+    "JUMP_COLUMNS",
+    "METHODS",
+    "AgreementDetector",
+    "Detection",
+    "Detector",
+    "GradientDetector",
+    "JumpReport",
+    "PeltDetector",
+    "ZScoreDetector",
+    "detect_jumps_in_results",
+    "make_detector",
+]

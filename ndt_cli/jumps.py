@@ -1,0 +1,170 @@
+"""`ndt jumps` and `ndt validate-detector`: find transitions and say how far to trust them."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from ndt.jumps import DEFAULT_METHOD, METHODS, detect_jumps_in_results, make_detector
+from ndt.jumps.pelt import COSTS
+from ndt.jumps.validation import curve_from_results, validate_detector
+from ndt.store import read_results, write_jumps
+from ndt_cli._output import err, fmt, out, print_json
+
+Method = Enum("Method", {name: name for name in METHODS}, type=str)  # type: ignore[misc]
+_JSON_KEYS = ("layer", "metric", "step", "prev_step", "value_before", "value_after", "delta",
+              "score", "p_value", "q_value", "methods")  # fmt: skip
+_DEFAULT_METHOD = Method(DEFAULT_METHOD)
+_Opt = typer.Option
+
+
+def jumps(
+    results_path: Annotated[
+        Path, typer.Argument(help="Results file written by `ndt track`.", dir_okay=False)
+    ],
+    metric: Annotated[
+        list[str] | None, _Opt(help="Metric to test, repeatable, or 'all'. (default stable_rank)")
+    ] = None,
+    layer: Annotated[list[str] | None, _Opt(help="Layer name or glob, repeatable.")] = None,
+    method: Annotated[
+        Method, _Opt(help="Detector, or 'all' for their agreement.")
+    ] = _DEFAULT_METHOD,
+    fdr: Annotated[float, _Opt(help="False discovery rate for Benjamini-Hochberg.")] = 0.05,
+    seed: Annotated[int, _Opt(help="Seed of the surrogate null.")] = 0,
+    n_surrogates: Annotated[
+        int | None, _Opt(help="Surrogates per curve. (default max(999, 2 tests / fdr))")
+    ] = None,
+    window_size: Annotated[int | None, _Opt(help="zscore: trailing window. (default 10)")] = None,
+    z_threshold: Annotated[float | None, _Opt(help="zscore: |z| threshold. (default 3)")] = None,
+    min_samples: Annotated[
+        int | None, _Opt(help="zscore: points before the first test. (default 5)")
+    ] = None,
+    gradient_threshold: Annotated[
+        float | None, _Opt(help="gradient: multiple of the gradient SD. (default 2.5)")
+    ] = None,
+    cost: Annotated[
+        str | None, _Opt(help=f"pelt: cost, one of {', '.join(COSTS)}. (default l2)")
+    ] = None,
+    penalty: Annotated[float | None, _Opt(help="pelt: penalty. (default noise-scaled)")] = None,
+    tolerance: Annotated[
+        int | None, _Opt(help="all: checkpoints that still agree. (default 1)")
+    ] = None,
+    as_json: Annotated[bool, _Opt("--json", help="Print the jumps as JSON.")] = False,
+    csv: Annotated[
+        Path | None, _Opt("--csv", help="Also write the jumps to this CSV file.")
+    ] = None,
+    show_all: Annotated[bool, _Opt("--all", help="Show non-significant jumps too.")] = False,
+    no_write: Annotated[bool, _Opt("--no-write", help="Do not store /jumps in the file.")] = False,
+) -> None:
+    """Find jumps in the metric curves, each with a surrogate p-value and a BH q-value.
+
+    Examples:
+
+        ndt jumps results.h5
+
+        ndt jumps results.h5 --metric participation_ratio --method all --layer 'relu*' --json
+
+    See docs/commands/jumps.md.
+    """
+    detector = make_detector(
+        method.value, window_size=window_size, z_threshold=z_threshold, min_samples=min_samples,
+        gradient_threshold=gradient_threshold, cost=cost, penalty=penalty, tolerance=tolerance,
+    )  # fmt: skip
+    results = read_results(results_path)
+    report = detect_jumps_in_results(
+        results, metric or ["stable_rank"], layer, detector, fdr, seed=seed,
+        n_surrogates=n_surrogates,
+    )  # fmt: skip
+    for name, kind, count in report.nan_points:
+        err.print(f"Note: skipped {count} NaN points in {name} {kind}.", soft_wrap=True)
+    for name, kind, count in report.short_curves:
+        err.print(f"Warning: {name} {kind} has {count} finite points, too few to test; skipped.")
+    if not no_write:
+        write_jumps(results_path, report.table, report.settings())
+    shown = report.table if show_all else report.table[report.table["significant"]]
+    if csv is not None:
+        shown[list(_JSON_KEYS)].to_csv(csv, index=False)
+    if as_json:
+        print_json(shown[list(_JSON_KEYS)].to_dict(orient="records"))
+        return
+    table = Table(title=f"jumps ({report.method})", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("layer", "metric", "step", "before→after", "Δ", "rel Δ", "score", "p", "q",
+                   "methods"):  # fmt: skip
+        text = column in ("layer", "metric", "methods")
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold", min_width=6 if text else None)  # fmt: skip
+    for row in shown.itertuples():
+        rel = row.delta / abs(row.value_before) if row.value_before else float("nan")
+        table.add_row(
+            row.layer, row.metric, f"{row.prev_step}→{row.step}",
+            f"{fmt(row.value_before)}→{fmt(row.value_after)}", f"{row.delta:+.3g}",
+            f"{rel:+.1%}", fmt(row.score, 3), f"{row.p_value:.2g}", f"{row.q_value:.2g}",
+            row.methods + (" ✓" if row.significant else ""),
+        )  # fmt: skip
+    out.print(table)
+    out.print(
+        f"{report.n_tests} tests on {report.n_curves} curves; {report.n_significant} significant "
+        f"at FDR {report.fdr:g}, of which about {report.expected_false_discoveries:.2f} "
+        f"expected false ({report.n_surrogates} surrogates, seed {report.seed}).",
+        soft_wrap=True,
+    )
+
+
+def validate_detector_command(
+    method: Annotated[Method, _Opt(help="Detector to validate.")] = _DEFAULT_METHOD,
+    from_path: Annotated[
+        Path | None, _Opt("--from", help="Results file giving a real curve for the null.")
+    ] = None,
+    layer: Annotated[str | None, _Opt(help="With --from: the layer (name or glob).")] = None,
+    metric: Annotated[str, _Opt(help="With --from: the metric.")] = "stable_rank",
+    fdr: Annotated[float, _Opt(help="False discovery rate of the significance test.")] = 0.05,
+    tolerance: Annotated[int, _Opt(help="Checkpoints a hit may miss by.")] = 1,
+    n_curves: Annotated[int, _Opt(help="Curves per scenario.")] = 100,
+    seed: Annotated[int, _Opt(help="Seed of the scenarios.")] = 0,
+    as_json: Annotated[bool, _Opt("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Measure a detector's recall and false positives on curves with known answers.
+
+    Exits 1 when a scenario fails its threshold.
+
+    Examples:
+
+        ndt validate-detector --method zscore
+
+        ndt validate-detector --from results.h5 --layer relu2 --metric stable_rank --json
+
+    See docs/commands/validate-detector.md.
+    """
+    if (from_path is None) != (layer is None):
+        raise typer.BadParameter("--from and --layer go together")
+    curve = curve_from_results(read_results(from_path), layer, metric) if from_path else None
+    err.print(f"Validating {method.value} on {n_curves} curves per scenario…")
+    report = validate_detector(
+        method.value, fdr=fdr, tolerance=tolerance, n_curves=n_curves, seed=seed, real_curve=curve
+    )
+    verdict = "PASS" if report.passed else "FAIL"
+    if as_json:
+        print_json({"method": report.method, "verdict": verdict, "fdr": fdr,
+                    "tolerance": tolerance, "seed": seed, "detector": report.detector_params,
+                    "scenarios": [vars(s) for s in report.scenarios]})  # fmt: skip
+    else:
+        table = Table(title=f"validate-detector ({report.method}, FDR {fdr:g}, ±{tolerance})")
+        for column in ("scenario", "measure", "significant", "raw", "threshold", "verdict"):
+            table.add_column(
+                column, justify="left" if column in ("scenario", "measure") else "right"
+            )
+        for s in report.scenarios:
+            bound = (">= " if s.measure == "recall" else "<= ") + f"{s.threshold:.3g}"
+            table.add_row(s.name, s.measure, f"{s.value:.3g}", f"{s.raw_value:.3g}", bound,
+                          "PASS" if s.passed else "FAIL")  # fmt: skip
+        out.print(table)
+        for s in report.scenarios:
+            out.print(f"{s.name}: {s.n_curves} curves x {s.n_points} points, {s.description}")
+        out.print(f"{verdict}: {report.method}")
+    if not report.passed:
+        raise typer.Exit(1)
