@@ -56,7 +56,7 @@ def test_bad_kwargs():
 
 def test_manifest_round_trip(tmp_path):
     (tmp_path / "models.py").write_text(
-        "from torch import nn\ndef build(n=1, name=\"\", flag=False):\n    return nn.Linear(n, 1)\n"
+        'from torch import nn\ndef build(n=1, name="", flag=False):\n    return nn.Linear(n, 1)\n'
     )
     ckpts = tmp_path / "run" / "ckpts"
     spec = ModelSpec(f"{tmp_path / 'models.py'}:build", {"n": 3, "name": 'a "b"', "flag": True})
