@@ -22,7 +22,7 @@ from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metri
 from ndt.core.spectrum import SpectrumAccumulator
 from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
 from ndt.modelspec import ModelSpec
-from ndt.replay import accumulate_spectra, prepare_run
+from ndt.replay import RunSetup, accumulate_spectra, prepare_run
 from ndt.store import Provenance, Results, read_results, write_results
 
 
@@ -91,26 +91,13 @@ def track(
     checkpoints = discover_checkpoints(
         ckpt_dir, steps=steps, every=every, exclude=[setup.probe.path] if setup.probe.path else []
     )
-    provenance = Provenance(
-        checkpoint_dir=str(Path(ckpt_dir).resolve()),
-        model=setup.spec.target,
-        model_kwargs=json.dumps(dict(setup.spec.kwargs), sort_keys=True),
-        probe_path=str(setup.probe.path.resolve()) if setup.probe.path else "",
-        probe_sha256=setup.probe.sha256,
-        center=center,
-        dormant_tau=dormant_tau,
-        metrics=tuple(metrics),
-        layers=tuple(setup.layers),
-        torch_version=str(torch.__version__),
-        device=str(setup.device),
-        command=command,
-    )
+    provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
     out = Path(out)
     table = _RunTable.start(out, provenance, overwrite)
     report = TrackReport(path=out, results=table.results())
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
-    loop = _Loop(setup, table, report, out, progress, len(todo))
+    loop = _Loop(table, report, out, progress, len(todo))
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as solver:
         # Read the next checkpoint while the current one runs forward, and decompose the
         # current one's Gram matrices while the next one runs forward.
@@ -155,6 +142,30 @@ def track(
     return report
 
 
+def _provenance(
+    ckpt_dir: str | Path,
+    setup: RunSetup,
+    metrics: tuple[str, ...],
+    center: bool,
+    dormant_tau: float,
+    command: str,
+) -> Provenance:
+    return Provenance(
+        checkpoint_dir=str(Path(ckpt_dir).resolve()),
+        model=setup.spec.target,
+        model_kwargs=json.dumps(dict(setup.spec.kwargs), sort_keys=True),
+        probe_path=str(setup.probe.path.resolve()) if setup.probe.path else "",
+        probe_sha256=setup.probe.sha256,
+        center=center,
+        dormant_tau=dormant_tau,
+        metrics=tuple(metrics),
+        layers=tuple(setup.layers),
+        torch_version=str(torch.__version__),
+        device=str(setup.device),
+        command=command,
+    )
+
+
 def _solve(
     accumulators: dict[str, SpectrumAccumulator], metrics: Sequence[str], dormant_tau: float
 ) -> tuple[np.ndarray, list[str], float]:
@@ -171,8 +182,15 @@ def _solve(
 class _Loop:
     """Book-keeping of the track loop: settles decompositions in order and writes the file."""
 
-    def __init__(self, setup, table, report, out: Path, progress, total: int) -> None:
-        self.setup, self.table, self.report, self.out = setup, table, report, out
+    def __init__(
+        self,
+        table: _RunTable,
+        report: TrackReport,
+        out: Path,
+        progress: ProgressCallback | None,
+        total: int,
+    ) -> None:
+        self.table, self.report, self.out = table, report, out
         self.progress, self.total, self.done = progress, total, 0
         self.pending: tuple[Checkpoint, str, Future] | None = None
         self.started = time.perf_counter()
