@@ -59,7 +59,10 @@ def layers(
         )
         return
     loaded = f", {listing.checkpoint} loads" if listing.checkpoint else ""
-    out.print(f"model {listing.spec.describe()}: architecture {listing.architecture}{loaded}")
+    out.print(
+        f"model {listing.spec.describe()}: architecture {listing.architecture}{loaded}",
+        soft_wrap=True,
+    )
     table = Table()
     for column in ("layer", "module", "parameters", "tracked"):
         table.add_column(column, justify="right" if column == "parameters" else "left")
