@@ -27,6 +27,8 @@ from ndt.errors import DetectorError
 TREND_DEGREE = 5
 #: Largest lag-1 autocorrelation the null uses; beyond it an AR(1) is close to a random walk.
 MAX_PHI = 0.95
+#: Log-likelihood a candidate step must add to an AR(1) fit to enter the noise model.
+NOISE_STEP_LOGLIK = 10.0
 #: Fewest finite points a curve needs: trend (6) + step (1) + residual dof to judge the noise.
 MIN_POINTS = 12
 
@@ -129,16 +131,100 @@ def estimate_phi(
     autocorrelation near 0.3), which would make the surrogates too smooth and the test too
     liberal. The estimate is therefore mapped back through the mean estimate that
     simulated AR(1) noise of each phi gives after the same fit (indirect inference), then
-    clipped to [0, MAX_PHI]. The fit is the trend plus the steps at `extra` (the jumps
-    already accepted): a real step left in the residuals would look like autocorrelation.
+    clipped to [0, MAX_PHI]. The fit is the trend plus the steps at `extra` (see
+    `noise_steps`): a real jump left in the residuals would look like autocorrelation.
     """
     n_points = values.size
-    design = _design(n_points, degree, positions, tuple(extra))
+    extra = tuple(sorted(int(k) for k in extra))
+    design = _design(n_points, degree, positions, extra)
     raw = float(_raw_lag1(_residualise(values[:, None], design)[:, 0]))
-    means = _phi_bias_map(n_points, degree, positions, tuple(extra))
+    means = _phi_bias_map(n_points, degree, positions, extra)
     if raw <= means[0]:
         return 0.0
     return float(min(np.interp(raw, means, _PHI_GRID), MAX_PHI))
+
+
+def quantum(values: NDArray[np.float64]) -> float:
+    """The grid step of a quantised curve (an integer count, a fraction k/width), else 0.
+
+    A curve is quantised when at most three quarters of its values are distinct and every
+    gap between distinct values is a whole multiple of the smallest gap.
+    """
+    levels = np.unique(values)
+    if levels.size < 2 or levels.size > 0.75 * values.size:
+        return 0.0
+    gaps = np.diff(levels)
+    q = float(gaps.min())
+    ratios = gaps / q
+    return q if np.allclose(ratios, np.round(ratios), atol=1e-6) else 0.0
+
+
+_PROFILE_PHI_GRID = np.linspace(0.0, 0.98, 50)
+
+
+def _ar1_profile_loglik(values: NDArray[np.float64], design: NDArray[np.float64]) -> float:
+    """Largest Gaussian AR(1) log-likelihood of `values` around a linear fit on `design`.
+
+    Exact likelihood (Prais-Winsten transform), the coefficients and innovation variance
+    profiled out, phi maximised over a grid in [0, 0.98].
+    """
+    n_points = values.size
+    grid = _PROFILE_PHI_GRID[:, None]
+    scale = np.sqrt(1.0 - grid * grid)
+
+    def whiten(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        x = x.reshape(n_points, -1)
+        out = np.empty((grid.shape[0], *x.shape))
+        out[:, 0] = scale * x[0][None, :]
+        out[:, 1:] = x[None, 1:] - grid[:, :, None] * x[None, :-1]
+        return out
+
+    y = whiten(values)[..., 0]
+    x = whiten(design)
+    q, _ = np.linalg.qr(x)
+    fitted = np.einsum("gnp,gp->gn", q, np.einsum("gnp,gn->gp", q, y))
+    rss = np.maximum(np.square(y - fitted).sum(axis=1), _TINY)
+    loglik = -0.5 * n_points * np.log(rss / n_points) + np.log(scale[:, 0])
+    return float(loglik.max())
+
+
+def noise_steps(
+    values: NDArray[np.float64],
+    candidates: list[int] | tuple[int, ...],
+    degree: int = TREND_DEGREE,
+    positions: tuple[float, ...] | None = None,
+) -> tuple[int, ...]:
+    """The candidate steps the noise model must include: those an AR(1) cannot explain.
+
+    Backward elimination: starting from the trend plus every candidate step, drop the
+    step whose removal costs the least AR(1) profile log-likelihood, while that cost is
+    at most NOISE_STEP_LOGLIK. An AR(1) with large phi explains the slow wandering a
+    detector splits into segments, so those steps go; a real jump of several noise SDs
+    stays even when another jump beside it makes a plateau (each is judged with the
+    others present).
+    """
+    n_points = values.size
+    basis = trend_basis(n_points, degree, positions)
+    steps = step_regressors(n_points)
+
+    def loglik(chosen: list[int]) -> float:
+        if not chosen:
+            return _ar1_profile_loglik(values, basis)
+        return _ar1_profile_loglik(values, np.hstack([basis, steps[:, [k - 1 for k in chosen]]]))
+
+    chosen = sorted(int(k) for k in candidates)
+    if quantum(values) > 0:
+        # A staircase of unit steps fits itself exactly (no residual, unbounded
+        # likelihood); its candidates never enter the noise model (docs/jumps.md).
+        return ()
+    while chosen:
+        full = loglik(chosen)
+        costs = [full - loglik([c for c in chosen if c != k]) for k in chosen]
+        weakest = int(np.argmin(costs))
+        if costs[weakest] > NOISE_STEP_LOGLIK:
+            break
+        chosen.pop(weakest)
+    return tuple(chosen)
 
 
 def ar1_noise(
@@ -232,8 +318,11 @@ def step_p_values(
     the surrogates need no trend). Candidates are taken strongest first (forward
     stepwise): the nuisance design is the trend plus the steps of the stronger candidates
     already found with p <= `gate`, so a second real jump is not hidden by the first.
-    The noise's autocorrelation is re-estimated each time a step joins, and once all have
-    joined each joined step is tested again beside all the others. Weaker
+    The noise's autocorrelation is estimated once, around the trend plus the candidate
+    steps an AR(1) cannot explain (`noise_steps`), so that a second jump does not pass
+    for autocorrelated noise while the first is tested; it is re-estimated only when a
+    step joins that was not among them. Once all have joined, each joined step is tested
+    again beside all the others. Weaker
     candidates never enter the design: a curve made of small steps (an integer-valued
     metric, or a smooth rise a detector split into segments) would otherwise fit itself
     almost perfectly and look significant everywhere.
@@ -268,7 +357,8 @@ def step_p_values(
     statistics, _ = _partial_f(values, candidates, basis)
     p_values = np.empty(len(candidates))
     accepted: list[int] = []
-    phi = estimate_phi(values, degree, positions)
+    in_noise = noise_steps(values, candidates, degree, positions)
+    phi = estimate_phi(values, degree, positions, in_noise)
     noise = ar1_filter(shocks, phi)
     for j in np.argsort(-statistics, kind="stable"):
         nuisance = _design(n_points, degree, positions, tuple(accepted))
@@ -277,8 +367,9 @@ def step_p_values(
         p_values[j] = (1.0 + np.count_nonzero(null >= statistics[j])) / (1.0 + n_surrogates)
         if p_values[j] <= gate:
             accepted.append(candidates[j])
-            phi = estimate_phi(values, degree, positions, tuple(accepted))
-            noise = ar1_filter(shocks, phi)
+            if not set(accepted) <= set(in_noise):
+                phi = estimate_phi(values, degree, positions, tuple(set(in_noise) | set(accepted)))
+                noise = ar1_filter(shocks, phi)
     if len(accepted) > 1:
         # Backward pass: an early step was tested while later ones still inflated the noise
         # estimate; test each accepted step again beside all the others.

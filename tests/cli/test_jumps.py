@@ -35,9 +35,6 @@ def _synthetic(path: Path) -> Path:
 def _from_expected(name: str, path: Path) -> Path:
     """A results file holding fixtures/<name>/expected.csv (the reference metrics)."""
     table = pd.read_csv(FIXTURES / name / "expected.csv")
-    for column in table.columns[2:]:
-        text = table[column].astype(str).str.replace(r"np\.float64\((.*)\)", r"\1", regex=True)
-        table[column] = text.astype(float)
     steps = np.array(sorted(table["step"].unique()))
     layers = list(dict.fromkeys(table["layer"]))
     metrics = {

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ndt.errors import DetectorError
+from ndt.jumps import PeltDetector
 from ndt.jumps.significance import (
     MIN_POINTS,
     ar1_noise,
@@ -13,6 +14,8 @@ from ndt.jumps.significance import (
     default_n_surrogates,
     estimate_phi,
     max_step_statistic,
+    noise_steps,
+    quantum,
     step_p_values,
     strongest_step,
     trend_basis,
@@ -81,6 +84,46 @@ def test_second_step_is_tested_beside_the_first() -> None:
     values[35:] -= 8
     test = step_p_values(values, [15, 35], np.random.default_rng(0), 999)
     assert (test.p_values <= 0.01).all()
+
+
+def _plateau(seed: int) -> np.ndarray:
+    """Saturating drift + white noise with +8 at index 14 and -8 at 27 (a plateau)."""
+    rng = np.random.default_rng(seed)
+    values = 6 * (1 - np.exp(-np.linspace(0, 1, 40) / 0.3)) + rng.standard_normal(40)
+    values[14:] += 8
+    values[27:] -= 8
+    return values
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plateau_of_two_opposite_steps_is_significant(seed: int) -> None:
+    values = _plateau(seed)
+    # Around the trend alone the plateau looks like strongly autocorrelated noise (measured
+    # phi 0.60-0.95 for these seeds), which hid both steps before the noise model took them in.
+    assert estimate_phi(values) > 0.5
+    assert noise_steps(values, [4, 14, 27, 33]) == (14, 27)
+    test = step_p_values(values, [14, 27], np.random.default_rng(0), 999)
+    assert test.phi < 0.3  # white noise: measured 0.00-0.26
+    np.testing.assert_array_equal(test.p_values, [1 / 1000, 1 / 1000])
+
+
+def test_noise_steps_leave_ar1_wandering_to_the_ar1() -> None:
+    """PELT splits AR(1) noise into segments; those steps must not enter the noise model."""
+    kept = 0
+    for seed in range(50):
+        curve = ar1_noise(np.random.default_rng(seed), 1, 40, 0.8)[0]
+        candidates = [d.index for d in PeltDetector().detect(np.arange(40), curve)]
+        kept += bool(noise_steps(curve, candidates))
+    # Measured: 1 curve of 50 keeps a step (1 of 100 over seeds 0-99).
+    assert kept <= 3
+
+
+def test_quantised_curves_keep_no_candidate_in_the_noise_model() -> None:
+    staircase = np.repeat(np.arange(12.0), 3) + 5
+    assert quantum(staircase) == 1.0
+    assert quantum(np.array([0, 6, 6, 7, 7, 9]) / 32) == pytest.approx(1 / 32)
+    assert quantum(np.random.default_rng(0).standard_normal(30)) == 0.0
+    assert noise_steps(staircase, [3, 6, 9, 12]) == ()
 
 
 def test_too_short_curve_names_the_minimum() -> None:
