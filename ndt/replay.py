@@ -8,9 +8,11 @@ in-training tracker reuse the same pieces (`prepare_run`, `load_checkpoint`,
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,13 +145,22 @@ def accumulate_spectra(
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
     timings: dict[str, float] | None = None,
+    folder: Executor | None = None,
 ) -> dict[str, SpectrumAccumulator]:
     """Run the probe forward and fold each layer's output into its accumulator.
 
     No activation outlives its chunk: each hook folds its output into the layer's Gram
-    matrix at once (see `ndt.core.spectrum`). Call ``finalize()`` on the returned
-    accumulators for the spectra; it can run on another thread while the model goes on.
-    If `timings` is given, the seconds spent folding go to its "gram" key.
+    matrix (see `ndt.core.spectrum`). Call ``finalize()`` on the returned accumulators for
+    the spectra; it can run on another thread while the model goes on.
+
+    Args:
+        folder: A single-thread executor to fold on, so that the Gram updates of one layer
+            overlap the forward pass of the next. Each hook then hands over a copy of its
+            output (a later in-place op such as ``ReLU(inplace=True)`` may change the
+            original), and at most two chunks of every layer wait at once, which bounds
+            memory by the chunk size. None folds in the hook itself.
+        timings: If given, the seconds the forward pass spent on folding (or waiting for
+            the folder) go to its "gram" key.
     """
     modules = resolve_modules(model, layers)
     accumulators = {
@@ -159,17 +170,36 @@ def accumulate_spectra(
         for name, module in modules.items()
     }
     calls: Counter = Counter()
+    waiting: list[Future] = []
+    slots = threading.BoundedSemaphore(2 * len(layers))
     spent = 0.0
+
+    def update(name: str, output: torch.Tensor) -> None:
+        try:
+            accumulators[name].update(output)
+        finally:
+            slots.release()
 
     def fold(name: str, output: torch.Tensor) -> None:
         nonlocal spent
         started = time.perf_counter()
         calls[name] += 1
-        accumulators[name].update(output)
+        if folder is None:
+            accumulators[name].update(output)
+        else:
+            slots.acquire()
+            waiting.append(folder.submit(update, name, output.clone()))
         spent += time.perf_counter() - started
 
     with forward_hooks(modules, fold):
-        n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
+        try:
+            n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
+        finally:
+            started = time.perf_counter()
+            wait(waiting)
+            spent += time.perf_counter() - started
+    for job in waiting:
+        job.result()  # re-raise an error from the folder
     _check_calls(calls, layers, n_chunks)
     if timings is not None:
         timings["gram"] = timings.get("gram", 0.0) + spent

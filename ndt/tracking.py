@@ -98,9 +98,14 @@ def track(
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
     loop = _Loop(table, report, out, progress, len(todo))
-    with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as solver:
-        # Read the next checkpoint while the current one runs forward, and decompose the
-        # current one's Gram matrices while the next one runs forward.
+    with (
+        ThreadPoolExecutor(max_workers=1) as reader,
+        ThreadPoolExecutor(max_workers=1) as folder,
+        ThreadPoolExecutor(max_workers=1) as solver,
+    ):
+        # Three stages overlap the forward pass: the next checkpoint is read, each layer's
+        # output is folded into its Gram matrix while the model computes the next layer,
+        # and the previous checkpoint's Gram matrices are decomposed.
         reading = reader.submit(read_state_dict, todo[0], setup.device) if todo else None
         try:
             for index, checkpoint in enumerate(todo):
@@ -124,7 +129,7 @@ def track(
                 spent: dict[str, float] = {}
                 accumulators = accumulate_spectra(
                     setup.model, setup.probe, setup.layers, center=center,
-                    batch_size=batch_size, device=setup.device, timings=spent,
+                    batch_size=batch_size, device=setup.device, timings=spent, folder=folder,
                 )  # fmt: skip
                 report.timings["forward"] += time.perf_counter() - started - spent["gram"]
                 report.timings["metrics"] += spent["gram"]

@@ -170,3 +170,31 @@ def test_interrupted_run_keeps_finished_checkpoints(tiny_run, tmp_path):
     assert list(read_results(out).steps) == [0, 10]
     assert not list(tmp_path.glob(".*tmp"))
     assert track(tiny_run / "ckpts", out=out).computed == [20, 30, 40]
+
+
+def test_folding_on_a_worker_sees_outputs_before_in_place_ops():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ndt.probe import Probe
+    from ndt.replay import accumulate_spectra
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 5), torch.nn.ReLU(inplace=True), torch.nn.Linear(5, 2)
+    ).eval()
+    probe = Probe(torch.randn(30, 6))
+    direct = accumulate_spectra(model, probe, ["0", "2"], batch_size=4)
+    with ThreadPoolExecutor(max_workers=1) as folder:
+        deferred = accumulate_spectra(model, probe, ["0", "2"], batch_size=4, folder=folder)
+    with torch.no_grad():
+        pre_activation = model[0](probe.inputs)
+    assert (pre_activation < 0).any()  # the in-place ReLU would have changed what we saw
+    reference = (
+        np.linalg.svd((pre_activation - pre_activation.mean(0)).double().numpy(), compute_uv=False)
+        ** 2
+    )
+    for name in ("0", "2"):
+        np.testing.assert_allclose(
+            deferred[name].finalize().eigenvalues, direct[name].finalize().eigenvalues, rtol=1e-9
+        )
+    np.testing.assert_allclose(deferred["0"].finalize().eigenvalues[:5], reference, rtol=1e-5)
