@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -30,6 +29,7 @@ from ndt.analysis.comparison import (
 )
 from ndt.checkpoints import Checkpoint, discover_checkpoints
 from ndt.errors import CheckpointError, NdtError, ProbeError, ResultsFormatError
+from ndt.export import to_json
 from ndt.modelspec import ModelSpec
 from ndt.probe import file_sha256
 from ndt.replay import capture_activations, load_checkpoint, prepare_run
@@ -347,16 +347,5 @@ def write_json(report: CompareReport, path: str | Path) -> Path:
     """Write `report_to_dict(report)` to `path` (NaN as null)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(report_to_dict(report)), indent=2) + "\n")
+    path.write_text(to_json(report_to_dict(report)) + "\n")
     return path
-
-
-def _finite(value: object) -> object:
-    """Replace NaN and infinities by None, recursively, so the JSON is standard."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

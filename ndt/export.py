@@ -169,19 +169,27 @@ def export_to_csv(results: Mapping[str, pd.DataFrame], path: str | Path) -> Path
     return path
 
 
+def json_ready(value: object) -> object:
+    """`value` with NaN and infinities as None, numpy scalars as Python ones, recursively,
+    so that ``json.dumps`` writes standard JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def to_json(value: object, indent: int | None = 2) -> str:
+    """Standard JSON for `value` (see `json_ready`); other objects are written as strings."""
+    return json.dumps(json_ready(value), indent=indent, default=str)
+
+
 def _json_records(frame: pd.DataFrame) -> str:
-    records = []
-    for row in frame.itertuples(index=False):
-        record = {}
-        for column, value in zip(frame.columns, row, strict=True):
-            if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
-                record[column] = int(value)
-            elif isinstance(value, (np.floating, float)):
-                record[column] = float(value) if math.isfinite(value) else None
-            else:
-                record[column] = value
-        records.append(record)
-    return json.dumps(records, indent=1)
+    return to_json(frame.to_dict(orient="records"), indent=1)
 
 
 def _render(frame: pd.DataFrame, fmt: str) -> str:

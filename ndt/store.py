@@ -36,6 +36,21 @@ from ndt.errors import ResultsFormatError
 
 FORMAT_VERSION = 1
 KIND = "ndt-results"
+#: Columns of the ``/jumps`` table, in order (docs/results-format.md).
+JUMP_COLUMNS: tuple[str, ...] = (
+    "layer",
+    "metric",
+    "step",
+    "prev_step",
+    "value_before",
+    "value_after",
+    "delta",
+    "score",
+    "p_value",
+    "q_value",
+    "methods",
+    "significant",
+)
 _STR = h5py.string_dtype("utf-8")
 
 

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 from rich.console import Console
+
+from ndt.export import to_json
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
 def print_json(data: object) -> None:
-    """Print `data` as JSON on stdout, NaN written as null, nothing else on the line."""
-    print(json.dumps(_finite(data), indent=2, default=str))
-
-
-def _finite(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    """Print `data` as standard JSON on stdout (NaN written as null)."""
+    print(to_json(data))
 
 
 def fmt(value: float, digits: int = 4) -> str:

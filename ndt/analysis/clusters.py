@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ndt.analysis.rows import ActivationLike, few_threads, to_matrix
+from ndt.analysis.rows import ActivationLike, few_threads, stack_steps, to_matrix
 
 
 @dataclass(frozen=True)
@@ -131,11 +131,8 @@ def cluster_activations_by_phase(
         return {}
     results = {}
     for layer in activations_by_step[steps[0]]:
-        mats = [to_matrix(activations_by_step[s][layer]) for s in steps]
-        assigned = _kmeans(np.vstack(mats), min(n_clusters, sum(map(len, mats))), seed)
-        step_labels = np.concatenate(
-            [np.full(len(m), s, dtype=np.int64) for s, m in zip(steps, mats, strict=True)]
-        )
+        rows, step_labels = stack_steps(activations_by_step, layer)
+        assigned = _kmeans(rows, min(n_clusters, len(rows)), seed)
         k = int(assigned.max()) + 1
         distribution = {s: np.bincount(assigned[step_labels == s], minlength=k) for s in steps}
         results[layer] = PhaseClusters(assigned, step_labels, distribution)

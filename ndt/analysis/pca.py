@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ndt.analysis.rows import ActivationLike, to_matrix
+from ndt.analysis.rows import ActivationLike, stack_steps, to_matrix
 
 
 @dataclass(frozen=True)
@@ -162,11 +162,7 @@ def analyze_activation_phases(
         return {}
     results = {}
     for layer in activations_by_step[steps[0]]:
-        mats = [to_matrix(activations_by_step[s][layer]) for s in steps]
-        rows = np.vstack(mats)
+        rows, indices = stack_steps(activations_by_step, layer)
         pca = fit_pca(rows, n_components)
-        indices = np.concatenate(
-            [np.full(len(m), s, dtype=np.int64) for s, m in zip(steps, mats, strict=True)]
-        )
         results[layer] = PhasePCA(pca.explained_variance_ratio, pca.transform(rows), indices, pca)
     return results

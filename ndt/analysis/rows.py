@@ -8,6 +8,7 @@ is subsampled to a seeded, stated set of rows, the same rows before and after.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -44,6 +45,16 @@ def to_matrix(activation: ActivationLike, *, token_axis: bool = True) -> NDArray
         activation = np.ascontiguousarray(activation)
     tensor = torch.as_tensor(activation).detach().cpu()
     return as_matrix(tensor, token_axis=token_axis).to(torch.float64).numpy()
+
+
+def stack_steps(
+    activations_by_step: Mapping[int, Mapping[str, ActivationLike]], layer: str
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """One layer's rows of every step stacked in step order, and the step of each row."""
+    steps = sorted(activations_by_step)
+    mats = [to_matrix(activations_by_step[s][layer]) for s in steps]
+    labels = [np.full(len(m), s, dtype=np.int64) for s, m in zip(steps, mats, strict=True)]
+    return np.vstack(mats), np.concatenate(labels)
 
 
 def repeat_labels(labels: ActivationLike | None, n_rows: int) -> NDArray | None:

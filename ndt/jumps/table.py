@@ -20,23 +20,8 @@ from ndt.jumps.significance import (
     step_p_values,
     strongest_step,
 )
-from ndt.store import Results
+from ndt.store import JUMP_COLUMNS, Results
 
-#: Columns of the jump table, in order (docs/results-format.md, section /jumps).
-JUMP_COLUMNS: tuple[str, ...] = (
-    "layer",
-    "metric",
-    "step",
-    "prev_step",
-    "value_before",
-    "value_after",
-    "delta",
-    "score",
-    "p_value",
-    "q_value",
-    "methods",
-    "significant",
-)
 DEFAULT_METRICS: tuple[str, ...] = ("stable_rank",)
 
 

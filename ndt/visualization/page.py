@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ndt.errors import NdtError
+from ndt.store import JUMP_COLUMNS
 from ndt.visualization._data import (
     CurveData,
     check_metrics,
@@ -28,19 +29,8 @@ from ndt.visualization._data import (
 from ndt.visualization._page_template import PAGE
 from ndt.visualization._style import OKABE_ITO, metric_label
 
-_JUMP_FIELDS = (
-    "layer",
-    "metric",
-    "step",
-    "prev_step",
-    "value_before",
-    "value_after",
-    "delta",
-    "p_value",
-    "q_value",
-    "methods",
-    "significant",
-)
+# The page shows every column of the table except the detector's own score.
+_JUMP_FIELDS = tuple(c for c in JUMP_COLUMNS if c != "score")
 
 
 def _hex_colors(layers: Sequence[str]) -> list[str]:
