@@ -56,14 +56,15 @@ def _register(command: Callable, name: str) -> None:
     app.command(name)(_guarded(command))
 
 
+# The order of `ndt --help`: the pipeline first, then the helpers around it.
 _register(track.track, "track")
+_register(jumps_command.jumps, "jumps")
 _register(compare_command.compare, "compare")
+_register(plot_command.plot, "plot")
 _register(layers.layers, "layers")
 _register(probe.probe, "probe")
 _register(export_command.export, "export")
 _register(summary_command.summary, "summary")
-_register(plot_command.plot, "plot")
-_register(jumps_command.jumps, "jumps")
 _register(jumps_command.validate_detector_command, "validate-detector")
 
 
