@@ -91,7 +91,7 @@ def compare(
         max_rows=max_rows,
         save_activations=save_activations,
     )
-    _render(result)
+    # Files first: a closed stdout (`| head`) must not cost the report.
     for label, written in (
         ("JSON", json_path and write_json(result, json_path)),
         ("report", report and write_report(result, report)),
@@ -99,6 +99,7 @@ def compare(
     ):
         if written:
             err.print(f"Wrote {label}: {written}", soft_wrap=True)
+    _render(result)
 
 
 def _render(result: CompareReport) -> None:
