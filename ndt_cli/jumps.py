@@ -6,6 +6,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich import box
 from rich.table import Table
@@ -92,27 +93,41 @@ def jumps(
     if as_json:
         print_json(shown[list(_JSON_KEYS)].to_dict(orient="records"))
         return
-    table = Table(title=f"jumps ({report.method})", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("layer", "metric", "step", "before→after", "Δ", "rel Δ", "score", "p", "q",
-                   "methods"):  # fmt: skip
-        text = column in ("layer", "metric", "methods")
-        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
-                         overflow="fold", min_width=6 if text else None)  # fmt: skip
-    for row in shown.itertuples():
-        rel = row.delta / abs(row.value_before) if row.value_before else float("nan")
-        table.add_row(
-            row.layer, row.metric, f"{row.prev_step}→{row.step}",
-            f"{fmt(row.value_before)}→{fmt(row.value_after)}", f"{row.delta:+.3g}",
-            f"{rel:+.1%}", fmt(row.score, 3), f"{row.p_value:.2g}", f"{row.q_value:.2g}",
-            row.methods + (" ✓" if row.significant else ""),
-        )  # fmt: skip
-    out.print(table)
+    out.print(_jumps_table(shown, report.method, wide=out.width >= 120))
     out.print(
         f"{report.n_tests} tests on {report.n_curves} curves; {report.n_significant} significant "
         f"at FDR {report.fdr:g}, of which about {report.expected_false_discoveries:.2f} "
         f"expected false ({report.n_surrogates} surrogates, seed {report.seed}).",
         soft_wrap=True,
     )
+
+
+def _jumps_table(shown: pd.DataFrame, method: str, wide: bool) -> Table:
+    """The jumps, most significant first; Δ, relative Δ and score only on wide terminals."""
+    columns = ["layer", "metric", "step", "before→after"]
+    columns += ["Δ", "rel Δ", "score"] if wide else []
+    columns += ["p", "q", "methods"]
+    table = Table(
+        title=f"jumps ({method})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    longest_layer = max((len(name) for name in shown["layer"]), default=5)
+    for column in columns:
+        text = column in ("layer", "metric", "methods")
+        # Metric names stay whole; long layer names fold rather than push q off screen.
+        table.add_column(
+            column, justify="left" if text else "right", no_wrap=column != "layer",
+            overflow="fold", min_width=min(longest_layer, 16) if column == "layer" else None,
+        )  # fmt: skip
+    for row in shown.itertuples():
+        rel = row.delta / abs(row.value_before) if row.value_before else float("nan")
+        cells = [row.layer, row.metric, f"{row.prev_step}→{row.step}",
+                 f"{fmt(row.value_before)}→{fmt(row.value_after)}"]  # fmt: skip
+        if wide:
+            cells += [f"{row.delta:+.3g}", f"{rel:+.1%}", fmt(row.score, 3)]
+        cells += [f"{row.p_value:.2g}", f"{row.q_value:.2g}", row.methods]
+        # With --all, jumps that do not survive the FDR are dimmed.
+        table.add_row(*cells, style=None if row.significant else "dim")
+    return table
 
 
 def validate_detector_command(
