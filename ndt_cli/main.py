@@ -1,9 +1,16 @@
-"""The `ndt` app: registers every command and turns library errors into one stderr line."""
+"""The `ndt` app: registers every command and turns library errors into one stderr line.
+
+Command modules are imported only when needed: `ndt jumps results.h5` loads the jumps
+command and what it uses, not torch, so the commands that read a results file start fast.
+`app` (every command, for `ndt --help` and in-process tests) is built on first access.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
+import sys
 from collections.abc import Callable
 from typing import Annotated
 
@@ -11,26 +18,20 @@ import typer
 
 from ndt import __version__
 from ndt.errors import NdtError
-from ndt_cli import compare as compare_command
-from ndt_cli import export as export_command
-from ndt_cli import jumps as jumps_command
-from ndt_cli import layers, probe, track
-from ndt_cli import plot as plot_command
-from ndt_cli import summary as summary_command
 from ndt_cli._output import err
 
-app = typer.Typer(
-    name="ndt",
-    help=(
-        "Look inside a training run after the fact: replay its checkpoints on a fixed probe "
-        "batch and track each layer's representational dimensionality.\n\n"
-        "Example: ndt track fixtures/digits-mlp/ckpts && ndt jumps results.h5"
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# name -> (module, function), in the order of `ndt --help`: the pipeline first.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "track": ("ndt_cli.track", "track"),
+    "jumps": ("ndt_cli.jumps", "jumps"),
+    "compare": ("ndt_cli.compare", "compare"),
+    "plot": ("ndt_cli.plot", "plot"),
+    "layers": ("ndt_cli.layers", "layers"),
+    "probe": ("ndt_cli.probe", "probe"),
+    "export": ("ndt_cli.export", "export"),
+    "summary": ("ndt_cli.summary", "summary"),
+    "validate-detector": ("ndt_cli.jumps", "validate_detector_command"),
+}
 
 
 def _guarded(command: Callable) -> Callable:
@@ -52,29 +53,12 @@ def _guarded(command: Callable) -> Callable:
     return wrapper
 
 
-def _register(command: Callable, name: str) -> None:
-    app.command(name)(_guarded(command))
-
-
-# The order of `ndt --help`: the pipeline first, then the helpers around it.
-_register(track.track, "track")
-_register(jumps_command.jumps, "jumps")
-_register(compare_command.compare, "compare")
-_register(plot_command.plot, "plot")
-_register(layers.layers, "layers")
-_register(probe.probe, "probe")
-_register(export_command.export, "export")
-_register(summary_command.summary, "summary")
-_register(jumps_command.validate_detector_command, "validate-detector")
-
-
 def _version(value: bool) -> None:
     if value:
         print(f"ndt {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -84,6 +68,38 @@ def _root(
     """Replay checkpoints, find transitions, and compare what changed around them."""
 
 
+def build_app(names: list[str] | None = None) -> typer.Typer:
+    """The Typer app with the named commands (all of them by default)."""
+    built = typer.Typer(
+        name="ndt",
+        help=(
+            "Look inside a training run after the fact: replay its checkpoints on a fixed "
+            "probe batch and track each layer's representational dimensionality.\n\n"
+            "Example: ndt track fixtures/digits-mlp/ckpts && ndt jumps results.h5"
+        ),
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode="rich",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    built.callback()(_root)
+    for name in names or COMMANDS:
+        module, function = COMMANDS[name]
+        built.command(name)(_guarded(getattr(importlib.import_module(module), function)))
+    return built
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(f"module 'ndt_cli.main' has no attribute {name!r}")
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: loads only the command asked for, when one is."""
+    asked = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if asked is None and "--version" in sys.argv[1:]:
+        print(f"ndt {__version__}")
+        return
+    build_app([asked] if asked in COMMANDS else None)()

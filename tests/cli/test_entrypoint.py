@@ -49,3 +49,18 @@ def test_module_entry_point_matches_script():
         text=True,
     )
     assert result.stdout.strip() == f"ndt {ndt.__version__}"
+
+
+@pytest.mark.parametrize("command", ["jumps", "export", "summary", "plot"])
+def test_commands_that_read_results_do_not_import_torch(command):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['ndt', '{command}', '--help']\n"
+        "from ndt_cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
