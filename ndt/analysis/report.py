@@ -27,7 +27,7 @@ def _pyplot():  # noqa: ANN202
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise NdtError("--report needs matplotlib: pip install 'ndt-replay[plot]'") from None
+        raise NdtError("--report needs matplotlib: pip install matplotlib") from None
     return plt
 
 
