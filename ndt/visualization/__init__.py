@@ -1,7 +1,8 @@
 """Figures of the curves: matplotlib plots, a self-contained HTML page, plotly (optional).
 
 matplotlib (a dependency) is imported only when a figure is drawn, so that commands and
-scripts that draw nothing do not pay for it; figures are drawn on the Agg canvas and never touch pyplot's global state.
+scripts that draw nothing do not pay for it; figures are drawn on the Agg canvas and never
+touch pyplot's global state.
 """
 
 from ndt.visualization.curves import plot_jumps, plot_metric_grid, plot_phases, plot_single_metric
