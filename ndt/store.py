@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -282,9 +282,3 @@ def write_jumps(
     results.jumps = jumps.reset_index(drop=True)
     results.jump_settings = dict(settings or {})
     write_results(path, results)
-
-
-def with_provenance(results: Results, **changes: object) -> Results:
-    """A copy of `results` whose provenance has `changes` applied."""
-    base = results.provenance or Provenance()
-    return replace(results, provenance=replace(base, **changes))

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ from ndt.checkpoints import save_checkpoint
 from ndt.compare import compare_run
 from ndt.modelspec import ModelSpec, write_manifest
 from ndt.probe import save_probe
-from ndt.store import read_results, with_provenance, write_jumps, write_results
+from ndt.store import read_results, write_jumps, write_results
 from ndt.tracking import track
 from ndt.zoo import build_zoo_model
 from ndt_cli.main import app
@@ -164,7 +165,9 @@ def test_moved_checkpoints(run, tmp_path):
 def test_changed_probe(run, tmp_path):
     results = read_results(run / "results.h5")
     other = save_probe(tmp_path / "p.safetensors", torch.zeros(90, 8), torch.arange(90) % 3)
-    changed = with_provenance(results, probe_path=str(other.path))
+    changed = dataclasses.replace(
+        results, provenance=dataclasses.replace(results.provenance, probe_path=str(other.path))
+    )
     write_results(tmp_path / "r.h5", changed)
     line = _error(invoke("--results", tmp_path / "r.h5", "--step", 50))
     assert "changed since `ndt track`" in line

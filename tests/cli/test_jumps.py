@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ndt.jumps import JUMP_COLUMNS
-from ndt.store import Results, read_results, write_results
+from ndt.store import JUMP_COLUMNS, Results, read_results, write_results
 from ndt_cli.main import app
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

@@ -21,6 +21,7 @@ from ndt.checkpoints import (
     read_safetensors_metadata,
     read_state_dict,
 )
+from ndt.core.estimators import METRICS
 from ndt.errors import CheckpointError
 from ndt.modelspec import build_model, read_manifest
 from ndt.probe import load_probe
@@ -29,16 +30,7 @@ from ndt.probe_sources import digits_probe
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 # name -> the number of checkpoints the fixture promises (issue 2, item 10)
 RUNS = {"digits-mlp": 30, "digits-cnn": 25, "modadd-transformer": 25, "digits-transition": 40}
-COLUMNS = [
-    "step",
-    "layer",
-    "stable_rank",
-    "participation_ratio",
-    "cumulative_energy_90",
-    "nuclear_norm_ratio",
-    "effective_rank",
-    "dormant_fraction",
-]
+COLUMNS = ["step", "layer", *METRICS]
 
 
 def _info(name: str) -> dict:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ndt.errors import DetectorError
-from ndt.jumps import JUMP_COLUMNS, detect_jumps_in_results
+from ndt.jumps import detect_jumps_in_results
 from ndt.jumps.significance import ar1_noise
-from ndt.store import Results
+from ndt.store import JUMP_COLUMNS, Results
 
 STEPS = np.array([0, 1, 2, 3, 5, 8, 13, 21, 34, 55] + list(range(100, 1600, 50)), dtype=np.int64)
 
