@@ -71,9 +71,11 @@ def _rss_now_mb() -> float:
 
 def worker_ndt(config: dict) -> dict:
     """Run `ndt.tracking.track` on the first `n` checkpoints; return timings and memory."""
+    from ndt.allocator import return_large_blocks_to_os
     from ndt.checkpoints import discover_checkpoints, read_state_dict
     from ndt.tracking import track
 
+    return_large_blocks_to_os()  # as `ndt track` does
     rss_start = _rss_now_mb()
     last_step = (config["n"] - 1) * 100
     peaks: list[float] = []
@@ -336,6 +338,8 @@ def run_workload(name: str, args: argparse.Namespace, root: Path) -> dict:
         "serial_read_per_checkpoint_s": read_per_ckpt,
         "speedup": per_ckpt_base / per_ckpt_ndt,
         "speedup_target": RATIO_TARGET[name],
+        # No tool that runs the same forward pass can beat this ratio on this machine.
+        "speedup_ceiling": per_ckpt_base / base_timings["forward"],
         "rss_growth_mb_second_half": rss_growth,
         "max_rel_diff_vs_baseline": agreement,
         "max_rel_diff_vs_float64_svd": vs_reference,
@@ -391,8 +395,11 @@ def print_table(results: list[dict], info: dict, threads: int, device: str) -> N
     for r in results:
         failed = [k for k, ok in r["checks"].items() if not ok]
         status = "all met" if not failed else "NOT met: " + ", ".join(failed)
-        print(f"targets {r['workload']}: ratio >= {r['speedup_target']:.0f}x, metrics <= "
-              f"forward, flat memory, 1e-4 agreement -> {status}")  # fmt: skip
+        print(f"targets {r['workload']}: ratio >= {r['speedup_target']:.0f}x (ceiling "
+              f"{r['speedup_ceiling']:.1f}x), metrics <= forward, flat memory, 1e-4 agreement "
+              f"-> {status}")  # fmt: skip
+    print("ceiling = baseline time / the baseline's own forward pass: what a tool that did")
+    print("everything but the forward pass for free would reach on this machine.")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import Executor, Future, wait
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -136,6 +137,141 @@ def _check_calls(calls: Counter, layers: Sequence[str], n_chunks: int) -> None:
             )
 
 
+class Folder:
+    """A worker thread that folds layer outputs into Gram matrices while the model goes on.
+
+    At most `max_pending` jobs exist at once: `submit` blocks the forward pass until the
+    worker has caught up, so the copies of layer outputs waiting to be folded never hold
+    more than `max_pending` chunks, whatever the number of layers or of checkpoints whose
+    folding overlaps.
+    """
+
+    def __init__(self, max_pending: int = 2) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ndt-fold")
+        self._slots = threading.BoundedSemaphore(max_pending)
+
+    def submit(self, job: Callable[[torch.Tensor], None], output: torch.Tensor) -> Future:
+        """Run ``job(copy of output)`` on the worker once a slot is free.
+
+        The copy is taken then, on the caller's thread: a later in-place op (such as
+        ``ReLU(inplace=True)``) may change the original. The slot is held until `job` ends.
+        """
+        self._slots.acquire()
+        try:
+            return self._executor.submit(self._run, job, output.clone())
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _run(self, job: Callable[[torch.Tensor], None], output: torch.Tensor) -> None:
+        try:
+            job(output)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Wait for the jobs and stop the worker."""
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> Folder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@dataclass
+class FoldedSpectra:
+    """The accumulators of one forward pass, whose last Gram updates may still be running.
+
+    Attributes:
+        accumulators: One per layer, in model order.
+        pending: The folder's update jobs (empty when the hooks folded in place).
+        fold_seconds: Seconds spent folding, on whichever thread did it; final once settled.
+    """
+
+    accumulators: dict[str, SpectrumAccumulator]
+    pending: list[Future] = field(default_factory=list)
+    fold_seconds: float = 0.0
+
+    def settle(self) -> dict[str, SpectrumAccumulator]:
+        """Wait for the folder's updates (re-raising the first error); return the accumulators."""
+        wait(self.pending)
+        for job in self.pending:
+            job.result()
+        return self.accumulators
+
+    def spectra(self) -> dict[str, Spectrum]:
+        """Settle, then the spectrum of every layer."""
+        return {name: accumulator.finalize() for name, accumulator in self.settle().items()}
+
+
+def fold_probe(
+    model: nn.Module,
+    probe: Probe,
+    layers: Sequence[str],
+    *,
+    center: bool = True,
+    batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+    timings: dict[str, float] | None = None,
+    folder: Folder | None = None,
+) -> FoldedSpectra:
+    """Run the probe forward and fold each layer's output into its accumulator.
+
+    No activation outlives its chunk: each hook folds its output into the layer's Gram
+    matrix (see `ndt.core.spectrum`). With a `folder` the folding runs there and may still
+    be going on when this returns, so that the last layers' updates overlap whatever the
+    caller does next; `FoldedSpectra.settle` waits for them.
+
+    Args:
+        folder: Fold there, so that the Gram updates of one layer overlap the forward pass
+            of the next; each hook hands over a copy of its output. None folds in the hook
+            itself.
+        timings: If given, the seconds the forward pass spent on folding (or handing
+            outputs to the folder) go to its "gram" key.
+    """
+    modules = resolve_modules(model, layers)
+    folded = FoldedSpectra(
+        {
+            name: SpectrumAccumulator(
+                probe.n_samples, center=center, token_axis=not isinstance(module, nn.Conv1d)
+            )
+            for name, module in modules.items()
+        }
+    )
+    calls: Counter = Counter()
+    spent = 0.0
+
+    def update(name: str, output: torch.Tensor) -> None:
+        started = time.perf_counter()
+        folded.accumulators[name].update(output)
+        folded.fold_seconds += time.perf_counter() - started
+
+    def fold(name: str, output: torch.Tensor) -> None:
+        nonlocal spent
+        started = time.perf_counter()
+        calls[name] += 1
+        if folder is None:
+            folded.accumulators[name].update(output)
+        else:
+            folded.pending.append(folder.submit(partial(update, name), output))
+        spent += time.perf_counter() - started
+
+    with forward_hooks(modules, fold):
+        try:
+            n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
+        except BaseException:
+            wait(folded.pending)  # no job may outlive a failed call
+            raise
+    _check_calls(calls, layers, n_chunks)
+    if folder is None:
+        folded.fold_seconds = spent
+    if timings is not None:
+        timings["gram"] = timings.get("gram", 0.0) + spent
+    return folded
+
+
 def accumulate_spectra(
     model: nn.Module,
     probe: Probe,
@@ -145,64 +281,18 @@ def accumulate_spectra(
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
     timings: dict[str, float] | None = None,
-    folder: Executor | None = None,
+    folder: Folder | None = None,
 ) -> dict[str, SpectrumAccumulator]:
-    """Run the probe forward and fold each layer's output into its accumulator.
-
-    No activation outlives its chunk: each hook folds its output into the layer's Gram
-    matrix (see `ndt.core.spectrum`). Call ``finalize()`` on the returned accumulators for
-    the spectra; it can run on another thread while the model goes on.
-
-    Args:
-        folder: A single-thread executor to fold on, so that the Gram updates of one layer
-            overlap the forward pass of the next. Each hook then hands over a copy of its
-            output (a later in-place op such as ``ReLU(inplace=True)`` may change the
-            original), and at most two chunks of every layer wait at once, which bounds
-            memory by the chunk size. None folds in the hook itself.
-        timings: If given, the seconds the forward pass spent on folding (or waiting for
-            the folder) go to its "gram" key.
-    """
-    modules = resolve_modules(model, layers)
-    accumulators = {
-        name: SpectrumAccumulator(
-            probe.n_samples, center=center, token_axis=not isinstance(module, nn.Conv1d)
-        )
-        for name, module in modules.items()
-    }
-    calls: Counter = Counter()
-    waiting: list[Future] = []
-    slots = threading.BoundedSemaphore(2 * len(layers))
-    spent = 0.0
-
-    def update(name: str, output: torch.Tensor) -> None:
-        try:
-            accumulators[name].update(output)
-        finally:
-            slots.release()
-
-    def fold(name: str, output: torch.Tensor) -> None:
-        nonlocal spent
-        started = time.perf_counter()
-        calls[name] += 1
-        if folder is None:
-            accumulators[name].update(output)
-        else:
-            slots.acquire()
-            waiting.append(folder.submit(update, name, output.clone()))
-        spent += time.perf_counter() - started
-
-    with forward_hooks(modules, fold):
-        try:
-            n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
-        finally:
-            started = time.perf_counter()
-            wait(waiting)
-            spent += time.perf_counter() - started
-    for job in waiting:
-        job.result()  # re-raise an error from the folder
-    _check_calls(calls, layers, n_chunks)
+    """`fold_probe`, then wait for the folding; call ``finalize()`` on the accumulators for
+    the spectra. The wait counts in ``timings["gram"]``."""
+    folded = fold_probe(
+        model, probe, layers, center=center, batch_size=batch_size, device=device,
+        timings=timings, folder=folder,
+    )  # fmt: skip
+    started = time.perf_counter()
+    accumulators = folded.settle()
     if timings is not None:
-        timings["gram"] = timings.get("gram", 0.0) + spent
+        timings["gram"] += time.perf_counter() - started
     return accumulators
 
 

@@ -19,10 +19,9 @@ import torch
 
 from ndt.checkpoints import Checkpoint, discover_checkpoints, load_weights, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
-from ndt.core.spectrum import SpectrumAccumulator
 from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
 from ndt.modelspec import ModelSpec
-from ndt.replay import RunSetup, accumulate_spectra, prepare_run
+from ndt.replay import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
 from ndt.store import Provenance, Results, read_results, write_results
 
 
@@ -100,7 +99,7 @@ def track(
     loop = _Loop(table, report, out, progress, len(todo))
     with (
         ThreadPoolExecutor(max_workers=1) as reader,
-        ThreadPoolExecutor(max_workers=1) as folder,
+        Folder() as folder,
         ThreadPoolExecutor(max_workers=1) as solver,
     ):
         # Three stages overlap the forward pass: the next checkpoint is read, each layer's
@@ -116,8 +115,12 @@ def track(
                 except CheckpointError as exc:
                     state = None
                     report.failures.append((name, str(exc)))
-                if index + 1 < len(todo):
-                    reading = reader.submit(read_state_dict, todo[index + 1], setup.device)
+                # Dropping the finished future lets `del state` below free the weights.
+                reading = (
+                    reader.submit(read_state_dict, todo[index + 1], setup.device)
+                    if index + 1 < len(todo)
+                    else None
+                )
                 if state is None:
                     loop.settle()
                     loop.record(checkpoint)
@@ -127,18 +130,17 @@ def track(
                 report.timings["load"] += time.perf_counter() - started
                 started = time.perf_counter()
                 spent: dict[str, float] = {}
-                accumulators = accumulate_spectra(
+                folded = fold_probe(
                     setup.model, setup.probe, setup.layers, center=center,
                     batch_size=batch_size, device=setup.device, timings=spent, folder=folder,
                 )  # fmt: skip
                 report.timings["forward"] += time.perf_counter() - started - spent["gram"]
                 report.timings["metrics"] += spent["gram"]
                 loop.settle()
-                loop.pending = (
-                    checkpoint,
-                    name,
-                    solver.submit(_solve, accumulators, metrics, dormant_tau),
-                )
+                # The last layers may still be folding: the solver waits for them, so the
+                # next checkpoint's forward pass starts now.
+                solving = solver.submit(_solve, folded, metrics, dormant_tau)
+                loop.pending = (checkpoint, name, solving)
         finally:
             # Keep the checkpoint whose decomposition is in flight, even when stopping early.
             loop.settle(quietly=True)
@@ -172,16 +174,17 @@ def _provenance(
 
 
 def _solve(
-    accumulators: dict[str, SpectrumAccumulator], metrics: Sequence[str], dormant_tau: float
+    folded: FoldedSpectra, metrics: Sequence[str], dormant_tau: float
 ) -> tuple[np.ndarray, list[str], float]:
     """Metrics of one checkpoint, shape (n_metrics, n_layers); the layers whose activations
-    were not finite; and the seconds it took."""
+    were not finite; and the seconds spent on them (folding included, waiting not)."""
+    folded.settle()
     started = time.perf_counter()
-    spectra = {name: accumulator.finalize() for name, accumulator in accumulators.items()}
+    spectra = folded.spectra()
     rows = [compute_metrics(s, metrics, dormant_tau=dormant_tau) for s in spectra.values()]
     values = np.array([[row[m] for row in rows] for m in metrics], dtype=np.float64)
     broken = [name for name, spectrum in spectra.items() if not spectrum.is_finite]
-    return values, broken, time.perf_counter() - started
+    return values, broken, time.perf_counter() - started + folded.fold_seconds
 
 
 class _Loop:

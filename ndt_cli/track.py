@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ndt.allocator import return_large_blocks_to_os
 from ndt.checkpoints import parse_step_range
 from ndt.core.estimators import DEFAULT_METRICS
 from ndt.modelspec import model_spec
@@ -92,6 +93,7 @@ def track(
     See docs/commands/track.md.
     """
     spec = model_spec(model, model_kwargs)
+    return_large_blocks_to_os()  # flat peak memory over many checkpoints (ndt/allocator.py)
     show_progress = not quiet and not as_json and err.is_terminal
     with Progress(
         TextColumn("[bold]track[/]"), BarColumn(), MofNCompleteColumn(),

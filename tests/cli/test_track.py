@@ -53,6 +53,16 @@ def test_track_explicit_model_and_probe_and_selection(ndt, tiny_run, tmp_path):
     assert list(results.steps) == [10, 30]
 
 
+def test_track_fixes_the_malloc_threshold(ndt, tiny_run, tmp_path, monkeypatch):
+    import ndt_cli.track
+
+    calls = []
+    monkeypatch.setattr(ndt_cli.track, "return_large_blocks_to_os", lambda: calls.append(1))
+    result = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5", "-q")
+    assert result.exit_code == 0, result.output
+    assert calls == [1]  # the setting that keeps peak memory flat (test_memory_bounds.py)
+
+
 def test_profile_prints_the_split(ndt, tiny_run, tmp_path):
     result = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5", "--profile")
     assert "profile over 5 checkpoints: load" in result.stdout

@@ -6,7 +6,7 @@ Two kinds of evidence:
   when n >= d, the n x d rows when n < d, and nothing that grows with the chunks fed when
   n >= d. This is exact and independent of the allocator.
 - The peak resident memory of `layer_spectra` for a probe 8x larger with a fixed batch size,
-  measured in a fresh subprocess. tracemalloc cannot be used: torch's CPU tensors are
+  and of `track` after 8 and after 16 checkpoints, measured in fresh subprocesses. tracemalloc cannot be used: torch's CPU tensors are
   allocated outside Python's allocator and tracemalloc does not see them. Instead the child
   resets the kernel's high-water mark (writing 5 to /proc/self/clear_refs) before each call
   and reads VmHWM from /proc/self/status after it, which counts every resident page the call
@@ -128,3 +128,64 @@ def test_peak_memory_of_layer_spectra_does_not_grow_with_the_probe() -> None:
     # Control: the same probe in one chunk holds 32768 x 512 activations (64 MiB float32 per
     # layer), so the measurement does see activation memory when there is some.
     assert peaks["large_unchunked"] - peaks["large"] > 64.0, peaks
+
+
+_CHECKPOINTS_CHILD = textwrap.dedent(
+    """
+    import json, sys, tempfile
+    from pathlib import Path
+    import torch
+    from ndt.allocator import return_large_blocks_to_os
+    from ndt.checkpoints import save_checkpoint
+    from ndt.modelspec import ModelSpec, build_model, write_manifest
+    from ndt.probe import save_probe
+    from ndt.tracking import track
+
+    torch.set_num_threads(1)
+    if sys.argv[1] == "as-cli":
+        return_large_blocks_to_os()
+
+    def hwm_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = ModelSpec("mlp", {"in_features": 128, "hidden": [512, 512, 512], "n_classes": 10})
+        torch.manual_seed(0)
+        model = build_model(spec)
+        ckpts = Path(tmp) / "ckpts"
+        for index in range(16):
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    parameter.add_(torch.randn_like(parameter) * 0.01)
+            save_checkpoint(model, ckpts, index * 10)
+        save_probe(Path(tmp) / "probe.safetensors", torch.randn(4096, 128))
+        write_manifest(ckpts, spec, probe=Path(tmp) / "probe.safetensors")
+        peaks = []
+        track(ckpts, out=Path(tmp) / "r.h5", progress=lambda *_: peaks.append(hwm_mb()))
+        print(json.dumps(peaks))
+    """
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_peak_memory_of_track_does_not_grow_with_the_checkpoints() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", _CHECKPOINTS_CHILD, "as-cli"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    peaks = json.loads(completed.stdout.strip().splitlines()[-1])
+    # Everything a checkpoint allocates (weights, 4096 x 512 outputs, their copies) is freed
+    # before the next; the second eight checkpoints must not raise the high-water mark.
+    # Without `return_large_blocks_to_os` glibc's heaps fragment and this grows by ~100 MiB.
+    assert peaks[15] - peaks[7] < 8.0, peaks
+
+
+def test_malloc_setting_takes_effect_on_glibc() -> None:
+    import platform
+
+    from ndt.allocator import return_large_blocks_to_os
+
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert return_large_blocks_to_os() is expected

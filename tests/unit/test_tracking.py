@@ -173,10 +173,8 @@ def test_interrupted_run_keeps_finished_checkpoints(tiny_run, tmp_path):
 
 
 def test_folding_on_a_worker_sees_outputs_before_in_place_ops():
-    from concurrent.futures import ThreadPoolExecutor
-
     from ndt.probe import Probe
-    from ndt.replay import accumulate_spectra
+    from ndt.replay import Folder, accumulate_spectra
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -184,7 +182,7 @@ def test_folding_on_a_worker_sees_outputs_before_in_place_ops():
     ).eval()
     probe = Probe(torch.randn(30, 6))
     direct = accumulate_spectra(model, probe, ["0", "2"], batch_size=4)
-    with ThreadPoolExecutor(max_workers=1) as folder:
+    with Folder() as folder:
         deferred = accumulate_spectra(model, probe, ["0", "2"], batch_size=4, folder=folder)
     with torch.no_grad():
         pre_activation = model[0](probe.inputs)
@@ -198,3 +196,30 @@ def test_folding_on_a_worker_sees_outputs_before_in_place_ops():
             deferred[name].finalize().eigenvalues, direct[name].finalize().eigenvalues, rtol=1e-9
         )
     np.testing.assert_allclose(deferred["0"].finalize().eigenvalues[:5], reference, rtol=1e-5)
+
+
+def test_folder_holds_at_most_max_pending_copies():
+    import threading
+
+    from ndt.replay import Folder
+
+    gate = threading.Event()
+    seen: list[torch.Tensor] = []
+
+    def job(output: torch.Tensor) -> None:
+        seen.append(output)
+        gate.wait()
+
+    original = torch.zeros(3)
+    with Folder(max_pending=2) as folder:
+        folder.submit(job, original)
+        folder.submit(job, original)
+        third = threading.Thread(target=folder.submit, args=(job, original))
+        third.start()
+        third.join(timeout=0.3)
+        assert third.is_alive()  # both slots are held: the caller waits
+        gate.set()
+        third.join(timeout=10)
+        assert not third.is_alive()
+    assert len(seen) == 3
+    assert all(copy is not original for copy in seen)  # each job got its own copy
