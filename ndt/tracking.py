@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from ndt.checkpoints import Checkpoint, discover_checkpoints, load_weights, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
@@ -98,6 +99,8 @@ def track(
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
     loop = _Loop(table, report, out, progress, len(todo))
     with (
+        # numpy's BLAS (the Gram updates) gets the threads torch was given, no more.
+        threadpool_limits(torch.get_num_threads(), user_api="blas"),
         ThreadPoolExecutor(max_workers=1) as reader,
         Folder() as folder,
         ThreadPoolExecutor(max_workers=1) as solver,

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy.linalg.blas import dsyrk as _dsyrk
 
 
 @dataclass(frozen=True)
@@ -79,16 +78,16 @@ def _like(tensor: torch.Tensor) -> dict:
 def _add_gram(gram: torch.Tensor, data: torch.Tensor) -> None:
     """``gram += data.T @ data`` for float64 `data` of shape (rows, d), in place.
 
-    On the CPU this is BLAS's symmetric rank-k update (dsyrk), which computes only the upper
-    triangle: half the work of a general matrix product. Elsewhere it is ``addmm_``.
+    On the CPU numpy computes ``data.T @ data`` by BLAS's symmetric rank-k update (syrk,
+    half the flops of a general product) and, unlike scipy's BLAS wrappers, releases the GIL
+    while it runs, so folding on a worker thread does not stall the forward pass.
+    Elsewhere it is ``addmm_`` on the device.
     """
     if gram.device.type != "cpu":
         gram.addmm_(data.T, data)
         return
-    target = gram.numpy()  # column-major view of the same memory
-    result = _dsyrk(1.0, data.numpy().T, trans=0, beta=1.0, c=target, overwrite_c=1)
-    if not np.shares_memory(result, target):
-        target[...] = result
+    values = data.numpy()
+    gram.numpy()[...] += values.T @ values
 
 
 class SpectrumAccumulator:
@@ -145,8 +144,7 @@ class SpectrumAccumulator:
             if self.center
             else torch.zeros(n_features, **options)
         )
-        # Column-major, so that BLAS's symmetric update can write it in place on the CPU.
-        self._gram = torch.zeros(n_features, n_features, **options).T
+        self._gram = torch.zeros(n_features, n_features, **options)
         self._col_sum = torch.zeros(n_features, **options)
 
     def finalize(self) -> Spectrum:
@@ -158,14 +156,12 @@ class SpectrumAccumulator:
             self._kept = None
             if self.center:
                 rows -= rows.mean(0)
-            gram = torch.zeros(rows.shape[0], rows.shape[0], **_like(rows)).T
+            gram = torch.zeros(rows.shape[0], rows.shape[0], **_like(rows))
             _add_gram(gram, rows.T.contiguous())
         else:
             gram = self._gram
             if self.center:
                 gram = gram - torch.outer(self._col_sum, self._col_sum) / self._rows
-        # Only the upper triangle is guaranteed (see `_add_gram`); mirror it.
-        gram = torch.triu(gram) + torch.triu(gram, 1).T
         return Spectrum(
             eigenvalues=_eigenvalues(gram),
             unit_activity=(self._abs_sum / self._rows).cpu().numpy(),

@@ -67,3 +67,36 @@ def test_non_finite_activations_give_nan_spectrum():
 def test_finalize_without_data_is_an_error():
     with pytest.raises(ValueError, match="no activations"):
         SpectrumAccumulator(10).finalize()
+
+
+def test_gram_update_lets_other_python_threads_run():
+    """The folder thread's Gram update must release the GIL, or it stalls the forward pass
+    (scipy's BLAS wrappers hold it: the monitor below then sees a gap as long as the call)."""
+    import threading
+    import time
+
+    from ndt.core.spectrum import _add_gram
+
+    data = torch.randn(12288, 1024, dtype=torch.float64)
+    gram = torch.zeros(1024, 1024, dtype=torch.float64)
+    started = time.perf_counter()
+    _add_gram(gram, data)
+    call = time.perf_counter() - started
+    stamps: list[float] = []
+    done = threading.Event()
+
+    def monitor() -> None:
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=monitor)
+    thread.start()
+    time.sleep(0.02)
+    _add_gram(gram, data)
+    done.set()
+    thread.join()
+    longest_gap = max(b - a for a, b in zip(stamps, stamps[1:]))
+    assert longest_gap < call / 3, (longest_gap, call)
+    expected = 2 * data.T @ data
+    torch.testing.assert_close(gram, expected, rtol=1e-12, atol=1e-9)
