@@ -225,9 +225,13 @@ def _spawn(kind: str, config: dict, folder: Path) -> dict:
     config_path = folder / f"{kind}-{config['n']}.config.json"
     config["result"] = str(folder / f"{kind}-{config['n']}.result.json")
     config_path.write_text(json.dumps(config))
+    # Both sides get the huge-page setting that the `ndt` command sets for itself, so that
+    # the ratio compares the replay loops, not the page size.
+    env = {**os.environ, "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", "1")}
     subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(config_path)],
         check=True,
+        env=env,
     )
     return json.loads(Path(config["result"]).read_text())
 

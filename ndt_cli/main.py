@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from ndt import __version__
+from ndt.allocator import prefer_huge_pages
 from ndt.errors import NdtError
 from ndt_cli._output import err
 
@@ -98,6 +99,7 @@ def __getattr__(name: str) -> object:
 
 def main() -> None:
     """Console-script entry point: loads only the command asked for, when one is."""
+    prefer_huge_pages()  # before anything imports torch (ndt/allocator.py)
     asked = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     if asked is None and "--version" in sys.argv[1:]:
         print(f"ndt {__version__}")

@@ -189,3 +189,23 @@ def test_malloc_setting_takes_effect_on_glibc() -> None:
 
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert return_large_blocks_to_os() is expected
+
+
+def test_the_command_asks_for_huge_pages_before_torch_is_imported() -> None:
+    code = textwrap.dedent(
+        """
+        import os, sys
+        os.environ.pop("THP_MEM_ALLOC_ENABLE", None)
+        sys.argv = ["ndt", "--version"]
+        import ndt.allocator, ndt_cli.main
+        seen = []
+        original = ndt.allocator.prefer_huge_pages
+        ndt_cli.main.prefer_huge_pages = lambda: seen.append(original())
+        ndt_cli.main.main()
+        print(seen, os.environ.get("THP_MEM_ALLOC_ENABLE"))
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert completed.stdout.strip().splitlines()[-1] == "[True] 1"
