@@ -87,7 +87,9 @@ def _add_gram(gram: torch.Tensor, data: torch.Tensor) -> None:
         gram.addmm_(data.T, data)
         return
     values = data.numpy()
-    gram.numpy()[...] += values.T @ values
+    # Non-finite activations make a non-finite Gram, reported as NaN metrics downstream.
+    with np.errstate(invalid="ignore", over="ignore"):
+        gram.numpy()[...] += values.T @ values
 
 
 class SpectrumAccumulator:
