@@ -272,30 +272,6 @@ def fold_probe(
     return folded
 
 
-def accumulate_spectra(
-    model: nn.Module,
-    probe: Probe,
-    layers: Sequence[str],
-    *,
-    center: bool = True,
-    batch_size: int | None = None,
-    device: torch.device | str = "cpu",
-    timings: dict[str, float] | None = None,
-    folder: Folder | None = None,
-) -> dict[str, SpectrumAccumulator]:
-    """`fold_probe`, then wait for the folding; call ``finalize()`` on the accumulators for
-    the spectra. The wait counts in ``timings["gram"]``."""
-    folded = fold_probe(
-        model, probe, layers, center=center, batch_size=batch_size, device=device,
-        timings=timings, folder=folder,
-    )  # fmt: skip
-    started = time.perf_counter()
-    accumulators = folded.settle()
-    if timings is not None:
-        timings["gram"] += time.perf_counter() - started
-    return accumulators
-
-
 def layer_spectra(
     model: nn.Module,
     probe: Probe,
@@ -306,10 +282,9 @@ def layer_spectra(
     device: torch.device | str = "cpu",
 ) -> dict[str, Spectrum]:
     """One spectrum per layer for the model's current weights, streaming over probe chunks."""
-    accumulators = accumulate_spectra(
+    return fold_probe(
         model, probe, layers, center=center, batch_size=batch_size, device=device
-    )
-    return {name: accumulators[name].finalize() for name in layers}
+    ).spectra()
 
 
 def capture_activations(

@@ -174,16 +174,16 @@ def test_interrupted_run_keeps_finished_checkpoints(tiny_run, tmp_path):
 
 def test_folding_on_a_worker_sees_outputs_before_in_place_ops():
     from ndt.probe import Probe
-    from ndt.replay import Folder, accumulate_spectra
+    from ndt.replay import Folder, fold_probe
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Linear(6, 5), torch.nn.ReLU(inplace=True), torch.nn.Linear(5, 2)
     ).eval()
     probe = Probe(torch.randn(30, 6))
-    direct = accumulate_spectra(model, probe, ["0", "2"], batch_size=4)
+    direct = fold_probe(model, probe, ["0", "2"], batch_size=4).settle()
     with Folder() as folder:
-        deferred = accumulate_spectra(model, probe, ["0", "2"], batch_size=4, folder=folder)
+        deferred = fold_probe(model, probe, ["0", "2"], batch_size=4, folder=folder).settle()
     with torch.no_grad():
         pre_activation = model[0](probe.inputs)
     assert (pre_activation < 0).any()  # the in-place ReLU would have changed what we saw
