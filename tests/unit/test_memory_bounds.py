@@ -73,9 +73,13 @@ _CHILD = textwrap.dedent(
     import torch
     from ndt.probe import Probe
     from ndt.replay import layer_spectra
+    from ndt.allocator import return_large_blocks_to_os
     from ndt.zoo import mlp
 
     torch.set_num_threads(1)
+    # As `ndt track` does: freed blocks go back to the system, so the high-water mark is the
+    # memory in use, not what glibc's heaps happen to keep (which varies by +-6 MiB).
+    return_large_blocks_to_os()
 
     def hwm_kb():
         for line in open("/proc/self/status"):
