@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -63,6 +64,14 @@ def track(
         int | None, typer.Option(help="Probe samples per forward pass (default: all).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="CPU threads for the forward passes and the Gram updates (default: torch's, "
+            "usually one per core).",
+        ),
+    ] = None,
     steps: Annotated[
         str | None,
         typer.Option(help="Only steps in START:STOP (inclusive; either side may be empty)."),
@@ -94,6 +103,8 @@ def track(
     """
     spec = model_spec(model, model_kwargs)
     return_large_blocks_to_os()  # flat peak memory over many checkpoints (ndt/allocator.py)
+    if threads is not None:
+        torch.set_num_threads(threads)
     show_progress = not quiet and not as_json and err.is_terminal
     with Progress(
         TextColumn("[bold]track[/]"), BarColumn(), MofNCompleteColumn(),

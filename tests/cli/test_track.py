@@ -63,6 +63,18 @@ def test_track_fixes_the_malloc_threshold(ndt, tiny_run, tmp_path, monkeypatch):
     assert calls == [1]  # the setting that keeps peak memory flat (test_memory_bounds.py)
 
 
+def test_threads_option_sets_torch_threads(ndt, tiny_run, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        result = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5", "--threads", "1")
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    bad = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5", "--threads", "0")
+    assert bad.exit_code == 2 and "--threads" in bad.output
+
+
 def test_profile_prints_the_split(ndt, tiny_run, tmp_path):
     result = ndt("track", tiny_run / "ckpts", "--out", tmp_path / "r.h5", "--profile")
     assert "profile over 5 checkpoints: load" in result.stdout
