@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from float64_reference import reference_metrics
 from safetensors.torch import load_file
 from threadpoolctl import threadpool_limits
 
@@ -93,18 +94,7 @@ def _reference_row(model: torch.nn.Module, inputs: torch.Tensor, layer: str) -> 
     handle.remove()
     out = captured["out"].double().numpy()
     a = out.reshape(-1, out.shape[-1]) if out.ndim == 3 else out.reshape(out.shape[0], -1)
-    s = np.linalg.svd(a - a.mean(0), compute_uv=False)
-    lam, p = s**2, s / s.sum()
-    p = p[p > 0]
-    activity = np.abs(a).mean(0)
-    return {
-        "stable_rank": lam.sum() / lam[0],
-        "participation_ratio": lam.sum() ** 2 / (lam**2).sum(),
-        "cumulative_energy_90": np.searchsorted(np.cumsum(lam), 0.9 * lam.sum()) + 1,
-        "nuclear_norm_ratio": s.sum() / s[0],
-        "effective_rank": np.exp(-(p * np.log(p)).sum()),
-        "dormant_fraction": np.mean(activity == 0),
-    }
+    return reference_metrics(a)
 
 
 @pytest.mark.parametrize("name", RUNS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from float64_reference import reference_metrics
 from sklearn.datasets import load_digits
 from torch import nn
 from typer.testing import CliRunner
@@ -21,17 +22,7 @@ from ndt_cli.main import app
 
 def reference(activation: np.ndarray) -> dict[str, float]:
     """Metrics from a float64 numpy SVD of the centred matrix (no ndt code)."""
-    a = activation.astype(np.float64).reshape(activation.shape[0], -1)
-    sigma = np.linalg.svd(a - a.mean(0), compute_uv=False)
-    lam = sigma**2
-    p = sigma[sigma > 0] / sigma.sum()
-    return {
-        "stable_rank": lam.sum() / lam.max(),
-        "participation_ratio": lam.sum() ** 2 / (lam**2).sum(),
-        "cumulative_energy_90": float(np.argmax(np.cumsum(lam) >= 0.9 * lam.sum()) + 1),
-        "nuclear_norm_ratio": sigma.sum() / sigma.max(),
-        "effective_rank": float(np.exp(-(p * np.log(p)).sum())),
-    }
+    return reference_metrics(activation.reshape(activation.shape[0], -1))
 
 
 def relu1_of(model: nn.Module, x: torch.Tensor) -> np.ndarray:
