@@ -108,7 +108,12 @@ def _render(result: CompareReport) -> None:
     out.print(f"After:  step {a}  {result.after.path}", soft_wrap=True)
     out.print(f"Chosen by {result.steps.reason}; layers ranked by {result.change_score}.")
     ranking = Table(
-        "rank", "layer", "1 - CKA", "max principal angle (deg)", "ARI", "dead before → after"
+        "rank",
+        "layer",
+        "1 - CKA",
+        "max principal angle (deg)",
+        "cluster ARI before↔after",
+        "dead before → after",
     )
     for rank, c in enumerate(result.layers, 1):
         counts = c.neurons.counts()
@@ -117,7 +122,7 @@ def _render(result: CompareReport) -> None:
             c.layer,
             fmt(c.change_score),
             fmt(float(c.pca.principal_angles[-1]), 3),
-            fmt(c.clusters.adjusted_rand_index),
+            fmt(c.clusters.ari_before_vs_after),
             f"{counts['n_dead_before']} → {counts['n_dead_after']}",
         )
     out.print(ranking)
@@ -147,7 +152,7 @@ def _layer_table(c: LayerComparison, b: int, a: int) -> Table:
         "",
         f"{fmt(pca.subspace_overlap)} / {fmt(pca.centroid_distance)}",
     )
-    table.add_row("cluster purity", fmt(c.clusters.purity_before), fmt(c.clusters.purity_after))
+    _cluster_rows(table, c)
     if c.probe_before is not None and c.probe_after is not None:
         table.add_row("linear-probe accuracy", fmt(c.probe_before.mean), fmt(c.probe_after.mean))
     top = ", ".join(f"#{n.index} {n.delta_mean:+.3g}" for n in c.neurons.top_changes[:5])
@@ -156,6 +161,14 @@ def _layer_table(c: LayerComparison, b: int, a: int) -> Table:
         s = c.subsample
         table.add_row("subsampled rows", "", f"{s.n_rows_used} of {s.n_rows_total} (seed {s.seed})")
     return table
+
+
+def _cluster_rows(table: Table, c: LayerComparison) -> None:
+    k = c.clusters
+    table.add_row("cluster purity (own-step KMeans)", fmt(k.before.purity), fmt(k.after.purity))
+    table.add_row("cluster ARI vs labels", fmt(k.before.ari_vs_labels), fmt(k.after.ari_vs_labels))
+    table.add_row("cluster ARI before↔after", "", fmt(k.ari_before_vs_after))
+    table.add_row("phase occupancy (joint KMeans)", "", fmt(k.phase_occupancy))
 
 
 def _first(values: object) -> str:

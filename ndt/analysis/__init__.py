@@ -4,11 +4,14 @@ clusters, linear separability and CKA; each accepts numpy arrays or torch tensor
 
 from ndt.analysis.analyzer import LayerDimensionality, Phase2AnalyzerBase
 from ndt.analysis.clusters import (
+    OCCUPANCY_MIN_SHARE,
     ClusterComparison,
     PhaseClusters,
+    StepClusters,
     cluster_activations_by_phase,
     cluster_purity,
     compare_clusters,
+    phase_occupancy,
 )
 from ndt.analysis.comparison import (
     CHANGE_SCORE,
@@ -35,6 +38,7 @@ from ndt.analysis.similarity import linear_cka
 
 __all__ = [
     "CHANGE_SCORE",
+    "OCCUPANCY_MIN_SHARE",
     "ClusterComparison",
     "CompareSettings",
     "LayerComparison",
@@ -46,6 +50,7 @@ __all__ = [
     "PhasePCA",
     "PrincipalComponents",
     "ProbeAccuracy",
+    "StepClusters",
     "Subsample",
     "analyze_activation_phases",
     "cluster_activations_by_phase",
@@ -59,6 +64,7 @@ __all__ = [
     "layer_to_dict",
     "linear_cka",
     "neuron_statistics",
+    "phase_occupancy",
     "principal_angles",
     "probe_accuracy",
     "rank_layers",

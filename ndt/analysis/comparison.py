@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ndt.analysis.clusters import ClusterComparison, compare_clusters
+from ndt.analysis.clusters import ClusterComparison, StepClusters, compare_clusters
 from ndt.analysis.neurons import DEAD_THRESHOLD, NeuronStatistics, neuron_statistics
 from ndt.analysis.pca import PCAComparison, compare_pca
 from ndt.analysis.rows import (
@@ -46,7 +46,7 @@ class LayerComparison:
         metrics_after: The same at the later checkpoint.
         neurons: Per-neuron statistics (always over all rows).
         pca: Principal-component comparison.
-        clusters: KMeans comparison.
+        clusters: KMeans of each step alone, and the joint phase occupancy.
         probe_before: Linear-probe accuracy before, or None when the probe has no labels.
         probe_after: The same after.
         cka: Linear CKA between before and after.
@@ -201,6 +201,28 @@ def _num(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def _clusters_to_dict(c: ClusterComparison) -> dict[str, object]:
+    def step(s: StepClusters) -> dict[str, object]:
+        return {
+            "sizes": s.sizes.tolist(),
+            "purity": _num(s.purity),
+            "ari_vs_labels": _num(s.ari_vs_labels),
+        }
+
+    return {
+        "n_clusters": c.n_clusters,
+        "seed": c.seed,
+        "before": step(c.before),
+        "after": step(c.after),
+        "ari_before_vs_after": _num(c.ari_before_vs_after),
+        "joint": {
+            "contingency": c.joint_contingency.tolist(),
+            "phase_occupancy": _num(c.phase_occupancy),
+            "occupancy_min_share": c.occupancy_min_share,
+        },
+    }
+
+
 def layer_to_dict(c: LayerComparison) -> dict[str, object]:
     """The JSON form of one layer's record (schema in docs/commands/compare.md)."""
     n, p = c.neurons, c.pca
@@ -239,13 +261,6 @@ def layer_to_dict(c: LayerComparison) -> dict[str, object]:
             "principal_angles_deg": _floats(p.principal_angles),
             "subspace_overlap": _num(p.subspace_overlap),
         },
-        "clusters": {
-            "n_clusters": c.clusters.n_clusters,
-            "seed": c.clusters.seed,
-            "contingency": c.clusters.contingency.tolist(),
-            "adjusted_rand_index": _num(c.clusters.adjusted_rand_index),
-            "purity_before": _num(c.clusters.purity_before),
-            "purity_after": _num(c.clusters.purity_after),
-        },
+        "clusters": _clusters_to_dict(c.clusters),
         "linear_probe": probe,
     }

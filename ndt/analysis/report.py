@@ -104,11 +104,30 @@ def _layer_rows(c: LayerComparison) -> list[tuple[str, str, str]]:
             _fmt(c.pca.explained_variance_ratio_before[0]),
             _fmt(c.pca.explained_variance_ratio_after[0]),
         ),
-        ("cluster purity", _fmt(c.clusters.purity_before), _fmt(c.clusters.purity_after)),
+        *_cluster_rows(c),
     ]
     if c.probe_before is not None and c.probe_after is not None:
         rows.append(("linear-probe accuracy", _fmt(c.probe_before.mean), _fmt(c.probe_after.mean)))
     return rows
+
+
+def _cluster_rows(c: LayerComparison) -> list[tuple[str, str, str]]:
+    before, after = c.clusters.before, c.clusters.after
+    return [
+        ("cluster purity (own-step KMeans)", _fmt(before.purity), _fmt(after.purity)),
+        ("cluster ARI vs labels", _fmt(before.ari_vs_labels), _fmt(after.ari_vs_labels)),
+    ]
+
+
+def _cluster_summary(c: LayerComparison) -> list[str]:
+    k = c.clusters
+    return [
+        f"KMeans k={k.n_clusters} (seed {k.seed}) fitted to each step alone: ARI between the "
+        f"two steps' partitions of the same rows {_fmt(k.ari_before_vs_after)}",
+        f"phase occupancy {_fmt(k.phase_occupancy)}: share of after-rows in clusters of a "
+        f"joint KMeans of both steps that are at least {k.occupancy_min_share:.0%} before-rows "
+        "(low when the cloud moved, whatever its class structure)",
+    ]
 
 
 def _layer_summary(c: LayerComparison) -> list[str]:
@@ -122,8 +141,7 @@ def _layer_summary(c: LayerComparison) -> list[str]:
         f"principal angles (deg) {', '.join(_fmt(a, 3) for a in c.pca.principal_angles)}; "
         f"subspace overlap {_fmt(c.pca.subspace_overlap)}",
         f"centroid distance {_fmt(c.pca.centroid_distance)} (in units of the within-step spread)",
-        f"KMeans k={c.clusters.n_clusters} (seed {c.clusters.seed}): ARI before vs after "
-        f"{_fmt(c.clusters.adjusted_rand_index)}",
+        *_cluster_summary(c),
     ]
     if c.subsample is not None:
         lines.append(
