@@ -218,6 +218,8 @@ def test_report_folder(run, tmp_path):
     page = (tmp_path / "rep" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3  # CKA + one per layer
     md = (tmp_path / "rep" / "report.md").read_text()
+    for text in (md, page):
+        assert "cluster purity (own-step KMeans)" in text and "phase occupancy" in text
     for name in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (tmp_path / "rep" / name).stat().st_size > 1000
 
