@@ -3,7 +3,8 @@ every selected layer before and after (see `ndt.analysis`).
 
 The steps come from the results file: ``step`` picks the last checkpoint strictly before it
 and the first at or after it (``window`` moves each side further out), ``before``/``after``
-name both, and with neither the most significant row of the ``/jumps`` table is used. The
+name both, and with neither the top transition of ``ndt jumps`` is used (its peak interval),
+or, when that run found none, the largest change among its per-curve rows. The
 model, probe and checkpoint folder come from the file's provenance; a probe whose sha256 no
 longer matches is refused, since its activations would not be the ones `track` measured.
 """
@@ -43,6 +44,7 @@ class StepChoice:
     before: int
     after: int
     reason: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def choose_steps(
     before: int | None = None,
     after: int | None = None,
     jumps: pd.DataFrame | None = None,
+    transitions: pd.DataFrame | None = None,
+    largest_change: Sequence[int] = (),
 ) -> StepChoice:
     """Pick the before and after checkpoints among the recorded `steps` (see module doc).
 
@@ -123,14 +127,27 @@ def choose_steps(
         return StepChoice(before, after, f"--before {before} --after {after}")
     reason = f"--step {step}"
     if step is None:
+        if transitions is not None and not transitions.empty:
+            top = transitions.sort_values("rank").iloc[0]
+            first, last = int(top["peak_prev_step"]), int(top["peak_step"])
+            return StepChoice(
+                first,
+                last,
+                f"the top transition of `ndt jumps` ({int(top['prev_step'])}→"
+                f"{int(top['step'])}, p = {top['p_value']:.2g}), at its peak {first}→{last}",
+            )
         if jumps is None or jumps.empty or "step" not in jumps.columns:
             raise NdtError(
                 "no --step given and the results file has no jumps; run `ndt jumps` first or "
                 "pass --step S"
             )
+        if transitions is not None and len(largest_change) >= 2:
+            first, last = int(largest_change[0]), int(largest_change[1])
+            note = f"no significant transition; comparing the largest change, step {first}→{last}"
+            return StepChoice(first, last, "the largest change of `ndt jumps`", note)
         row = _most_significant(jumps)
-        step = int(row["step"])
         where = ", ".join(f"{k} {row[k]}" for k in ("layer", "metric") if k in row.index)
+        step = int(row["step"])
         reason = f"most significant jump at step {step} ({where})"
     if not steps[0] < step <= steps[-1]:
         raise NdtError(
@@ -167,6 +184,15 @@ def locate_checkpoint(directory: Path, step: int, recorded: str | None, probe: P
     if not found:
         raise CheckpointError(f"no checkpoint for step {step} at {where}; {hint}")
     return found[0]
+
+
+def _largest_change(settings: dict[str, object]) -> tuple[int, ...]:
+    value = settings.get("largest_change", "[]")
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else list(value)
+        return tuple(int(v) for v in parsed[:2])
+    except (TypeError, ValueError):
+        return ()
 
 
 def _recorded_files(checkpoints: pd.DataFrame | None) -> dict[int, str]:
@@ -231,8 +257,9 @@ def compare_run(
             "tell which checkpoints, model and probe to replay; run `ndt track` to make one"
         )
     choice = choose_steps(
-        run.steps, step=step, window=window, before=before, after=after, jumps=run.jumps
-    )
+        run.steps, step=step, window=window, before=before, after=after, jumps=run.jumps,
+        transitions=run.transitions, largest_change=_largest_change(run.jump_settings),
+    )  # fmt: skip
     probe_path = _checked_probe(provenance, path)
     directory = Path(ckpts) if ckpts is not None else Path(provenance.checkpoint_dir)
     files = _recorded_files(run.checkpoints)
@@ -329,6 +356,7 @@ def report_to_dict(report: CompareReport) -> dict[str, object]:
         "before": {"step": report.before.step, "file": str(report.before.path)},
         "after": {"step": report.after.step, "file": str(report.after.path)},
         "chosen_by": report.steps.reason,
+        "note": report.steps.note or None,
         "model": report.model,
         "probe": {
             "path": str(report.probe_path),

@@ -11,6 +11,7 @@ Layout (format version 1, specified in docs/results-format.md)::
     /failures/           table: step, file, error       (optional; retried next run)
     /provenance          attrs: what changes the numbers (optional)
     /jumps/              table written by `ndt jumps`, run settings in its attrs (optional)
+    /jumps/transitions/  table: the ranked transitions of that run (optional)
     /metadata            attrs: free-form user metadata (optional)
 
 Every write replaces the whole file atomically (write a temporary file beside it, then
@@ -97,8 +98,9 @@ class Results:
         checkpoints: One row per step (step, file, size, mtime), or None.
         failures: Checkpoints that could not be processed (step, file, error), or None.
         provenance: How the curves were made, or None for exported tracker results.
-        jumps: The table of the last `ndt jumps` run, or None.
+        jumps: The per-curve table of the last `ndt jumps` run, or None.
         jump_settings: That run's settings (method, fdr, n_tests, ...).
+        transitions: That run's ranked transitions, or None (files from before 0.2).
         metadata: Free-form user metadata.
     """
 
@@ -111,6 +113,7 @@ class Results:
     provenance: Provenance | None = None
     jumps: pd.DataFrame | None = None
     jump_settings: dict[str, object] = field(default_factory=dict)
+    transitions: pd.DataFrame | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
@@ -185,6 +188,8 @@ def write_results(path: str | Path, results: Results) -> None:
                 f["jumps"].attrs.update(
                     {k: _attr_value(v) for k, v in results.jump_settings.items()}
                 )
+                if results.transitions is not None:
+                    _write_table(f["jumps"].create_group("transitions"), results.transitions)
             if results.provenance is not None:
                 group = f.create_group("provenance")
                 group.attrs.update(
@@ -262,6 +267,8 @@ def read_results(path: str | Path) -> Results:
                 for k, v in f["jumps"].attrs.items()
             }
             results.jump_settings.pop("columns", None)
+            if "transitions" in f["jumps"]:
+                results.transitions = _read_table(f["jumps"]["transitions"])
         if "provenance" in f:
             results.provenance = _read_provenance(f["provenance"])
         if "metadata" in f:
@@ -275,10 +282,14 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 
 def write_jumps(
-    path: str | Path, jumps: pd.DataFrame, settings: Mapping[str, object] | None = None
+    path: str | Path,
+    jumps: pd.DataFrame,
+    settings: Mapping[str, object] | None = None,
+    transitions: pd.DataFrame | None = None,
 ) -> None:
-    """Replace the ``/jumps`` table of an existing results file, atomically."""
+    """Replace the ``/jumps`` group (curve rows, transitions) of a results file, atomically."""
     results = read_results(path)
     results.jumps = jumps.reset_index(drop=True)
     results.jump_settings = dict(settings or {})
+    results.transitions = None if transitions is None else transitions.reset_index(drop=True)
     write_results(path, results)

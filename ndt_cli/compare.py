@@ -99,6 +99,8 @@ def compare(
     ):
         if written:
             err.print(f"Wrote {label}: {written}", soft_wrap=True)
+    if result.steps.note:
+        err.print(f"Note: {result.steps.note}.", soft_wrap=True)
     _render(result)
 
 

@@ -4,13 +4,14 @@ from ndt.jumps.agreement import AgreementDetector
 from ndt.jumps.base import Detection, Detector
 from ndt.jumps.gradient import GradientDetector
 from ndt.jumps.pelt import PeltDetector
-from ndt.jumps.registry import DEFAULT_METHOD, DETECTORS, METHODS, make_detector
+from ndt.jumps.registry import DEFAULT_METHOD, DETECTORS, LOCAL_METHOD, METHODS, make_detector
 from ndt.jumps.table import JumpReport, detect_jumps_in_results
 from ndt.jumps.zscore import ZScoreDetector
 
 __all__ = [
     "DEFAULT_METHOD",
     "DETECTORS",
+    "LOCAL_METHOD",
     "METHODS",
     "AgreementDetector",
     "Detection",

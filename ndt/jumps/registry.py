@@ -14,14 +14,16 @@ DETECTORS: dict[str, type[Detector]] = {
     GradientDetector.name: GradientDetector,
     PeltDetector.name: PeltDetector,
 }
-#: Every value `method` accepts: the detectors, and `all` for their agreement.
-METHODS: tuple[str, ...] = (*DETECTORS, AgreementDetector.name)
+#: No detector: the local null test scans every interval (docs/jumps.md).
+LOCAL_METHOD = "local"
+#: Every value `method` accepts: the local scan, the detectors, `all` for their agreement.
+METHODS: tuple[str, ...] = (LOCAL_METHOD, *DETECTORS, AgreementDetector.name)
 #: The method `ndt jumps` uses unless told otherwise; docs/jumps.md gives the measurements.
-DEFAULT_METHOD = "pelt"
+DEFAULT_METHOD = LOCAL_METHOD
 
 
 def make_detector(
-    method: str = DEFAULT_METHOD,
+    method: str = "pelt",
     *,
     window_size: int | None = None,
     z_threshold: float | None = None,
@@ -34,7 +36,7 @@ def make_detector(
     """Build the detector `method` names; a parameter left None keeps the detector default.
 
     Args:
-        method: One of METHODS.
+        method: One of METHODS other than "local" (which uses no detector).
         window_size: zscore: points in the trailing window.
         z_threshold: zscore: |z| above which a point is flagged.
         min_samples: zscore: points needed before the first test.
@@ -46,8 +48,9 @@ def make_detector(
     Raises:
         DetectorError: if `method` is unknown.
     """
-    if method not in METHODS:
-        raise DetectorError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    detectors = [m for m in METHODS if m != LOCAL_METHOD]
+    if method not in detectors:
+        raise DetectorError(f"unknown detector {method!r}; choose from {', '.join(detectors)}")
     zscore = ZScoreDetector(
         **_given(window_size=window_size, z_threshold=z_threshold, min_samples=min_samples)
     )

@@ -1,28 +1,32 @@
-"""`detect_jumps_in_results`: every selected curve of a results file, detected and tested."""
+"""`detect_jumps_in_results`: every interval of every selected curve, tested; transitions."""
 
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import false_discovery_control
 
 from ndt.errors import DetectorError
-from ndt.jumps.base import Detection, Detector
-from ndt.jumps.registry import DEFAULT_METHOD, make_detector
-from ndt.jumps.significance import (
-    MIN_POINTS,
-    TREND_DEGREE,
-    benjamini_hochberg,
-    default_n_surrogates,
-    step_p_values,
-    strongest_step,
+from ndt.jumps.base import Detector
+from ndt.jumps.local_null import HALF_WINDOW, MIN_POINTS, score_intervals
+from ndt.jumps.registry import DEFAULT_METHOD, LOCAL_METHOD, make_detector
+from ndt.jumps.transitions import (
+    cauchy_combination,
+    group_intervals,
+    holm,
+    transitions_frame,
 )
 from ndt.store import JUMP_COLUMNS, Results
 
-DEFAULT_METRICS: tuple[str, ...] = ("stable_rank",)
+#: Every metric in the file is tested unless `metrics` narrows it (issue 11).
+ALL_METRICS: tuple[str, ...] = ("all",)
+#: Significant intervals at most this many checkpoints apart form one transition.
+DEFAULT_TOLERANCE = 1
 
 
 @dataclass(frozen=True)
@@ -41,39 +45,53 @@ class JumpReport:
     """The outcome of `detect_jumps_in_results`.
 
     Attributes:
-        table: Every detected jump with its p- and q-value, columns JUMP_COLUMNS, most
-            significant first.
-        method: Detection method.
-        detector_params: The detector's parameters.
-        fdr: False discovery rate the `significant` column controls.
-        seed: Seed of the surrogates.
-        n_surrogates: Surrogate curves per tested curve.
+        table: Per-curve rows, columns JUMP_COLUMNS, most significant first: every
+            interval whose q-value is at most `fdr`, each curve's strongest interval, and
+            the intervals a detector flagged (when one was chosen).
+        transitions: One row per transition, columns TRANSITION_COLUMNS, ranked.
+        largest_change: (prev_step, step, combined p-value) of the interval with the
+            smallest combined p-value, significant or not; None without intervals.
+        method: How candidates were listed: "local" (every interval) or a detector.
+        detector_params: The detector's parameters ({} for "local").
+        fdr: Level of Benjamini-Hochberg over the curve tests and of Holm over intervals.
+        tolerance: Checkpoints within which significant intervals form one transition.
+        half_window: Reference intervals on each side of a candidate.
         n_curves: Curves tested.
-        n_tests: P-values entered into Benjamini-Hochberg: one per detected jump, plus one
-            per curve where nothing was detected (its strongest checkpoint).
+        n_tests: Curve intervals tested (the Benjamini-Hochberg family).
+        n_intervals: Intervals of the run's step grid (the Holm family).
+        run_time_s: Wall time of the detection, in seconds.
         nan_points: (layer, metric, count) of the NaN points skipped.
         short_curves: (layer, metric, finite points) of curves too short to test.
     """
 
     table: pd.DataFrame
+    transitions: pd.DataFrame
+    largest_change: tuple[int, int, float] | None
     method: str
     detector_params: dict[str, object]
     fdr: float
-    seed: int
-    n_surrogates: int
+    tolerance: int
+    half_window: int
     n_curves: int
     n_tests: int
+    n_intervals: int
+    run_time_s: float
     nan_points: tuple[tuple[str, str, int], ...] = ()
     short_curves: tuple[tuple[str, str, int], ...] = field(default=())
 
     @property
     def n_significant(self) -> int:
-        """Jumps whose q-value is at most `fdr`."""
+        """Curve rows marked significant (inside a transition, q-value at most `fdr`)."""
         return int(self.table["significant"].sum())
 
     @property
+    def n_transitions(self) -> int:
+        """Transitions found."""
+        return len(self.transitions)
+
+    @property
     def expected_false_discoveries(self) -> float:
-        """Benjamini-Hochberg's bound on the expected number of false ones among them."""
+        """Benjamini-Hochberg's bound on the expected number of false curve rows."""
         return self.fdr * self.n_significant
 
     def settings(self) -> dict[str, object]:
@@ -81,13 +99,17 @@ class JumpReport:
         return {
             "method": self.method,
             "fdr": self.fdr,
+            "tolerance": self.tolerance,
+            "half_window": self.half_window,
             "n_tests": self.n_tests,
+            "n_intervals": self.n_intervals,
             "n_significant": self.n_significant,
+            "n_transitions": self.n_transitions,
             "expected_false_discoveries": self.expected_false_discoveries,
-            "seed": self.seed,
-            "n_surrogates": self.n_surrogates,
             "n_curves": self.n_curves,
-            "null_model": f"degree-{TREND_DEGREE} polynomial in checkpoint index + AR(1) noise",
+            "largest_change": list(self.largest_change or ()),
+            "null_model": "local: scaled changes vs a line through their trimmed neighbours, "
+            "Student t; Cauchy combination over curves, Holm over intervals",
             "detector": dict(self.detector_params),
         }
 
@@ -131,39 +153,43 @@ def select_curves(
 
 def detect_jumps_in_results(
     results: Results,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] = ALL_METRICS,
     layers: Sequence[str] | None = None,
     method: str | Detector = DEFAULT_METHOD,
     fdr: float = 0.05,
     *,
-    seed: int = 0,
-    n_surrogates: int | None = None,
+    tolerance: int = DEFAULT_TOLERANCE,
+    half_window: int = HALF_WINDOW,
     progress: Callable[[int, int], None] | None = None,
 ) -> JumpReport:
-    """Detect jumps in the selected curves and test each against a surrogate null.
+    """Test every interval of the selected curves against the local null; find transitions.
 
     Args:
         results: The results file's contents (`ndt.store.read_results`).
         metrics: Metric names, or ("all",) for every metric in the file.
         layers: Glob patterns over layer names; None for every layer.
-        method: A name from `ndt.jumps.METHODS`, or a configured Detector.
-        fdr: False discovery rate at which Benjamini-Hochberg marks jumps significant.
-        seed: Seed of the surrogate curves; the same seed gives the same p-values.
-        n_surrogates: Surrogates per curve; None for `default_n_surrogates`.
+        method: "local" to list every interval, a name from `ndt.jumps.METHODS` or a
+            configured Detector to list the intervals it flags.
+        fdr: Level of Benjamini-Hochberg over curve tests and of Holm over intervals.
+        tolerance: Checkpoints within which significant intervals form one transition.
+        half_window: Reference intervals on each side of a candidate (docs/jumps.md).
         progress: Called with (curves done, curves in all) after each curve.
 
     Returns:
-        The report, whose table lists every detected jump, most significant first.
+        The report: per-curve rows and the ranked transitions.
 
     Raises:
-        DetectorError: on an empty selection, a curve too short to test when no curve is
-            long enough, or invalid parameters.
+        DetectorError: on an empty selection, when no curve is long enough to test, or
+            on invalid parameters.
     """
+    began = time.perf_counter()
     if not 0 < fdr < 1:
         raise DetectorError(f"fdr must lie strictly between 0 and 1, got {fdr}")
-    if n_surrogates is not None and n_surrogates < 19:
-        raise DetectorError(f"n_surrogates must be at least 19, got {n_surrogates}")
-    detector = make_detector(method) if isinstance(method, str) else method
+    if tolerance < 0:
+        raise DetectorError(f"tolerance must be at least 0, got {tolerance}")
+    detector = None
+    if not (isinstance(method, str) and method == LOCAL_METHOD):
+        detector = make_detector(method) if isinstance(method, str) else method
     curves = select_curves(results, metrics, layers)
     short = [c for c in curves if c.values.size < MIN_POINTS]
     testable = [c for c in curves if c.values.size >= MIN_POINTS]
@@ -173,68 +199,97 @@ def detect_jumps_in_results(
             f"every selected curve is too short to test (longest: {worst.values.size} finite "
             f"points, {worst.layer} {worst.metric}); at least {MIN_POINTS} are needed"
         )
-    found = [detector.detect(c.steps, c.values) for c in testable]
-    n_tests = sum(max(1, len(d)) for d in found)
-    n_surrogates = n_surrogates or default_n_surrogates(n_tests, fdr)
-    rows, p_values = [], []
-    for number, (curve, detections) in enumerate(zip(testable, found, strict=True)):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, number]))
-        indices = [d.index for d in detections] or [strongest_step(curve.values)]
-        test = step_p_values(curve.values, indices, rng, n_surrogates)
-        p_values.extend(test.p_values)
-        rows.extend(
-            _row(curve, d, float(p))
-            for d, p in zip(detections, test.p_values[: len(detections)], strict=True)
-        )
+    grid = np.asarray(results.steps, dtype=np.int64)
+    tests, on_grid = [], np.full((len(testable), max(grid.size - 1, 0)), np.nan)
+    for number, curve in enumerate(testable):
+        test = score_intervals(curve.steps, curve.values, half_window)
+        tests.append(test)
+        # A curve interval that spans dropped points covers several grid intervals.
+        ends = np.searchsorted(grid, curve.steps)
+        for k in np.flatnonzero(test.dof > 0):
+            on_grid[number, ends[k] : ends[k + 1]] = test.p_value[k]
         if progress is not None:
             progress(number + 1, len(testable))
-    q_all = benjamini_hochberg(np.asarray(p_values))
-    # Rows are the detected jumps; the q-values of curves without one are not rows.
-    detected_q = [q for q, is_row in zip(q_all, _row_mask(found), strict=True) if is_row]
-    table = _frame(rows, detected_q, fdr)
+    interval_p = cauchy_combination(on_grid, axis=0)
+    adjusted = holm(interval_p)
+    groups = group_intervals(adjusted <= fdr, tolerance)
+    spans = [(int(grid[g[0]]), int(grid[g[-1] + 1])) for g in groups]
+    q_values = false_discovery_control(np.concatenate([t.p_value for t in tests]))
+    rows = _curve_rows(testable, tests, q_values, fdr, spans, detector)
+    moved = rows[rows["significant"]]
+    transitions = transitions_frame(grid, interval_p, adjusted, groups, moved)
+    largest = None
+    if interval_p.size:
+        peak = int(np.argmin(interval_p))
+        largest = (int(grid[peak]), int(grid[peak + 1]), float(interval_p[peak]))
     return JumpReport(
-        table=table,
-        method=detector.name,
-        detector_params=detector.params(),
+        table=_sorted(rows),
+        transitions=transitions,
+        largest_change=largest,
+        method=detector.name if detector is not None else LOCAL_METHOD,
+        detector_params=detector.params() if detector is not None else {},
         fdr=fdr,
-        seed=seed,
-        n_surrogates=n_surrogates,
+        tolerance=tolerance,
+        half_window=half_window,
         n_curves=len(testable),
-        n_tests=n_tests,
+        n_tests=int(q_values.size),
+        n_intervals=int(interval_p.size),
+        run_time_s=time.perf_counter() - began,
         nan_points=tuple((c.layer, c.metric, c.n_nan) for c in curves if c.n_nan),
         short_curves=tuple((c.layer, c.metric, c.values.size) for c in short),
     )
 
 
-def _row_mask(found: list[list[Detection]]) -> list[bool]:
-    return [bool(d) for detections in found for d in (detections or [None])]
+def _curve_rows(
+    curves: Sequence[Curve],
+    tests: Sequence[object],
+    q_values: np.ndarray,
+    fdr: float,
+    spans: Sequence[tuple[int, int]],
+    detector: Detector | None,
+) -> pd.DataFrame:
+    """The listed intervals of every curve, with p, q and whether they are significant."""
+    rows, offset = [], 0
+    for curve, test in zip(curves, tests, strict=True):
+        q = q_values[offset : offset + test.p_value.size]
+        offset += test.p_value.size
+        flagged: dict[int, list[str]] = {}
+        if detector is not None:
+            for found in detector.detect(curve.steps, curve.values):
+                flagged.setdefault(found.index - 1, []).extend(found.methods)
+        listed = set(flagged) if detector is not None else set(np.flatnonzero(q <= fdr))
+        listed.add(int(np.argmax(np.abs(test.statistic))))
+        for k in sorted(listed):
+            prev_step, step = int(curve.steps[k]), int(curve.steps[k + 1])
+            inside = any(start <= prev_step and step <= end for start, end in spans)
+            before, after = float(curve.values[k]), float(curve.values[k + 1])
+            rows.append(
+                {
+                    "layer": curve.layer,
+                    "metric": curve.metric,
+                    "step": step,
+                    "prev_step": prev_step,
+                    "value_before": before,
+                    "value_after": after,
+                    "delta": after - before,
+                    "score": float(abs(test.statistic[k])),
+                    "p_value": float(test.p_value[k]),
+                    "q_value": float(q[k]),
+                    "methods": ",".join(flagged.get(k, [LOCAL_METHOD])),
+                    "significant": bool(inside and q[k] <= fdr),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=list(JUMP_COLUMNS))
+    return frame.astype(
+        {"step": np.int64, "prev_step": np.int64, "p_value": np.float64, "score": np.float64,
+         "q_value": np.float64, "significant": bool}
+    )  # fmt: skip
 
 
-def _row(curve: Curve, detection: Detection, p_value: float) -> dict[str, object]:
-    return {
-        "layer": curve.layer,
-        "metric": curve.metric,
-        "step": detection.step,
-        "prev_step": detection.prev_step,
-        "value_before": detection.value_before,
-        "value_after": detection.value_after,
-        "delta": detection.value_after - detection.value_before,
-        "score": detection.score,
-        "p_value": p_value,
-        "methods": ",".join(detection.methods),
-    }
-
-
-def _frame(rows: list[dict[str, object]], q_values: list[float], fdr: float) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        rows, columns=[c for c in JUMP_COLUMNS if c not in ("q_value", "significant")]
-    )
-    frame["q_value"] = np.asarray(q_values, dtype=np.float64)
-    frame["significant"] = frame["q_value"] <= fdr
-    frame = frame.astype(
-        {"step": np.int64, "prev_step": np.int64, "p_value": np.float64, "score": np.float64}
-    )
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values(
-        ["q_value", "p_value", "score"], ascending=[True, True, False], kind="stable"
+        ["significant", "q_value", "p_value", "score"],
+        ascending=[False, True, True, False],
+        kind="stable",
     )
     return frame[list(JUMP_COLUMNS)].reset_index(drop=True)

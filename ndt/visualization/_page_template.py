@@ -27,6 +27,8 @@ h2 { font-size: 1.1rem; margin: 1.4rem 0 .4rem; }
 #plot .label { font-size: 13px; fill: #222; }
 #plot .trace { fill: none; stroke-width: 1.8; stroke-linejoin: round; }
 #plot .jump { stroke: #000; stroke-width: 1; cursor: pointer; }
+#plot .transition { fill: #d1d1d1; fill-opacity: 0.55; }
+#plot .transition-label { font-size: 11px; fill: #4d4d4d; }
 #plot .frame { fill: none; stroke: #999; }
 #tooltip { position: absolute; pointer-events: none; background: rgba(255,255,255,.96);
   border: 1px solid #888; border-radius: 4px; padding: .3rem .5rem; font-size: .8rem;
@@ -194,6 +196,18 @@ button { font-size: .85rem; }
       transform: "translate(16," + (M.t + H - M.b) / 2 + ") rotate(-90)" }, svg);
     yl.textContent = series.label;
 
+    const bands = el("g", { class: "transitions" }, svg);
+    (D.transitions || []).forEach((t) => {
+      const a = px(tx(t.prev_step)), b = px(tx(t.step));
+      const band = el("rect", { class: "transition", x: a, y: M.t, width: Math.max(b - a, 2),
+        height: H - M.t - M.b }, bands);
+      const title = el("title", {}, band);
+      title.textContent = "transition #" + t.rank + ": " + t.prev_step + "\u2192" + t.step +
+        ", p = " + fmt(t.p_value) + ", " + t.n_curves + " curves (" + t.layers + ")";
+      const label = el("text", { class: "transition-label", x: b - 3, y: M.t + 12,
+        "text-anchor": "end" }, bands);
+      label.textContent = "#" + t.rank;
+    });
     const traces = el("g", { class: "traces" }, svg);
     for (const layer of layers) {
       const i = D.layers.indexOf(layer);

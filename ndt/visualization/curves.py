@@ -113,6 +113,22 @@ def draw_jumps(
     return [proxy]
 
 
+def draw_transitions(ax: Axes, transitions: pd.DataFrame | None) -> list:
+    """Shade each transition of `ndt jumps` over (prev_step, step] and number it by rank."""
+    if transitions is None or len(transitions) == 0:
+        return []
+    from matplotlib.patches import Patch
+
+    for row in transitions.itertuples():
+        ax.axvspan(row.prev_step, row.step, color="0.82", alpha=0.55, lw=0, zorder=0,
+                   gid="ndt-transitions")  # fmt: skip
+        ax.annotate(f"#{row.rank}", (row.step, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(-2, -2), textcoords="offset points", ha="right", va="top",
+                    fontsize="x-small", color="0.3")  # fmt: skip
+    proxy = Patch(facecolor="0.82", alpha=0.55, label="transition (ndt jumps), by rank")
+    return [proxy]
+
+
 def _finish(fig: Figure, save: str | Path | None) -> Figure:
     if save is not None:
         save_figure(fig, save)
@@ -125,6 +141,7 @@ def plot_single_metric(
     layers: Sequence[str] | str | None = None,
     *,
     jumps: JumpData = None,
+    transitions: pd.DataFrame | None = None,
     logx: bool | None = None,
     run_name: str | None = None,
     layer_name: str | None = None,
@@ -140,6 +157,8 @@ def plot_single_metric(
         metric: The metric column to draw.
         layers: Layer names or shell globs to keep (default all), drawn in model order.
         jumps: The `/jumps` table or tracker Jump records; significant ones are marked.
+        transitions: The transitions of `ndt jumps` (`read_results(path).transitions`),
+            drawn as shaded bands.
         logx: Log-scale the steps; None decides from their spacing (see `use_log_x`).
         run_name: Shown in the title.
         layer_name: Name of the layer when `df` is one layer's table without a layer column.
@@ -159,6 +178,7 @@ def plot_single_metric(
     colors = layer_colors(chosen)
     draw_curves(ax, frame, metric, chosen, colors)
     extra = draw_jumps(ax, frame, metric, marked_jumps(table, metric, chosen), colors)
+    extra += draw_transitions(ax, transitions)
     set_step_axis(ax, frame["step"].unique(), logx)
     ax.set_ylabel(metric_label(metric))
     ax.set_title(_title(f"{metric_title(metric)} per layer", run_name))
@@ -310,6 +330,7 @@ def plot_metric_grid(
     layers: Sequence[str] | str | None = None,
     *,
     jumps: JumpData = None,
+    transitions: pd.DataFrame | None = None,
     logx: bool | None = None,
     run_name: str | None = None,
     ncols: int | None = None,
@@ -322,6 +343,7 @@ def plot_metric_grid(
         metrics: Metrics to draw (default all in the table).
         layers: Layer names or globs to keep (default all).
         jumps: The `/jumps` table or Jump records; significant ones are marked.
+        transitions: The transitions of `ndt jumps`, drawn as bands on every panel.
         logx: Log-scale the steps; None decides from their spacing.
         run_name: Shown in the title.
         ncols: Panels per row (default 2, or 3 beyond 4 metrics).
@@ -339,10 +361,12 @@ def plot_metric_grid(
     fig, axes = new_figure((4.2 * ncols + 1.8, 3.0 * nrows + 0.4), nrows, ncols, sharex=True)
     axes = np.atleast_1d(axes).ravel()
     colors = layer_colors(chosen)
-    extra: list = []
+    marks: list = []
+    bands: list = []
     for ax, metric in zip(axes, metrics, strict=False):
         draw_curves(ax, frame, metric, chosen, colors)
-        extra = draw_jumps(ax, frame, metric, marked_jumps(table, metric, chosen), colors) or extra
+        marks = draw_jumps(ax, frame, metric, marked_jumps(table, metric, chosen), colors) or marks
+        bands = draw_transitions(ax, transitions) or bands
         set_step_axis(ax, frame["step"].unique(), logx)
         ax.set_title(metric_label(metric), fontsize="medium")
         if not ax.get_subplotspec().is_last_row():
@@ -350,5 +374,5 @@ def plot_metric_grid(
     for ax in axes[len(metrics) :]:
         ax.set_visible(False)
     fig.suptitle(_title("Dimensionality per layer", run_name))
-    add_layer_legend(fig, list(axes[: len(metrics)]), chosen, colors, extra)
+    add_layer_legend(fig, list(axes[: len(metrics)]), chosen, colors, marks + bands)
     return _finish(fig, save)

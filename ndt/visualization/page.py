@@ -67,12 +67,13 @@ def page_data(
     df: CurveData,
     *,
     jumps: object = None,
+    transitions: pd.DataFrame | None = None,
     metrics: Sequence[str] | None = None,
     layers: Sequence[str] | str | None = None,
     logx: bool | None = None,
     run_name: str | None = None,
 ) -> dict[str, object]:
-    """The JSON the page embeds: steps, layers, colours, metric curves and jump rows."""
+    """The JSON the page embeds: steps, layers, colours, curves, jump rows, transitions."""
     frame = tidy_frame(df)
     metrics = check_metrics(frame, metrics)
     chosen = select_layers(layer_order(frame), layers)
@@ -109,7 +110,18 @@ def page_data(
         "metrics": curves,
         "logx": use_log_x(steps) if logx is None else bool(logx),
         "jumps": rows,
+        "transitions": _transition_rows(transitions),
     }
+
+
+def _transition_rows(transitions: pd.DataFrame | None) -> list[dict[str, object]]:
+    if transitions is None or len(transitions) == 0:
+        return []
+    fields = ("rank", "prev_step", "step", "p_value", "n_curves", "layers", "strongest")
+    return [
+        {f: _number(v) for f, v in zip(fields, rec, strict=True)}
+        for rec in transitions[list(fields)].itertuples(index=False)
+    ]
 
 
 def render_page(data: dict[str, object]) -> str:
@@ -124,6 +136,7 @@ def write_html_report(
     path: str | Path,
     *,
     jumps: object = None,
+    transitions: pd.DataFrame | None = None,
     metrics: Sequence[str] | None = None,
     layers: Sequence[str] | str | None = None,
     logx: bool | None = None,
@@ -135,6 +148,7 @@ def write_html_report(
         df: Tidy curves (columns step, layer, metrics), or layer -> DataFrame.
         path: The .html file to write (its folder is created).
         jumps: The `/jumps` table or Jump records, shown as markers and as a table.
+        transitions: The transitions of `ndt jumps`, shaded as numbered bands.
         metrics: Metrics offered by the picker (default all).
         layers: Layer names or globs to include (default all).
         logx: Start with log-scaled steps; None decides from their spacing.
@@ -148,7 +162,15 @@ def write_html_report(
     """
     path = Path(path)
     text = render_page(
-        page_data(df, jumps=jumps, metrics=metrics, layers=layers, logx=logx, run_name=run_name)
+        page_data(
+            df,
+            jumps=jumps,
+            transitions=transitions,
+            metrics=metrics,
+            layers=layers,
+            logx=logx,
+            run_name=run_name,
+        )  # fmt: skip
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ def _one_figure(
     metrics: list[str],
     heatmap: bool,
     jumps: pd.DataFrame | None,
+    transitions: pd.DataFrame | None,
     logx: bool | None,
     common: dict[str, object],
 ) -> Path:
@@ -39,9 +40,15 @@ def _one_figure(
     if heatmap:
         plot_layer_heatmap(frame, metrics[0], jumps=jumps, save=output, **common)
     elif len(metrics) == 1:
-        plot_single_metric(frame, metrics[0], jumps=jumps, logx=logx, save=output, **common)
+        plot_single_metric(
+            frame, metrics[0], jumps=jumps, transitions=transitions, logx=logx, save=output,
+            **common,
+        )  # fmt: skip
     else:
-        plot_metric_grid(frame, metrics, jumps=jumps, logx=logx, save=output, **common)
+        plot_metric_grid(
+            frame, metrics, jumps=jumps, transitions=transitions, logx=logx, save=output,
+            **common,
+        )  # fmt: skip
     return output
 
 
@@ -105,12 +112,15 @@ def plot_results(
     layers = select_layers(layer_order(frame), layers)
     run = run_name(path, results.provenance.checkpoint_dir if results.provenance else "")
     common = {"layers": layers, "run_name": run}
-    jumps = results.jumps
+    jumps, transitions = results.jumps, results.transitions
+    curves = {"jumps": jumps, "transitions": transitions, "logx": logx}
     written: list[Path] = []
     if output is not None:
-        written.append(_one_figure(frame, Path(output), metrics, heatmap, jumps, logx, common))
+        written.append(
+            _one_figure(frame, Path(output), metrics, heatmap, jumps, transitions, logx, common)
+        )
     if html is not None:
-        page = write_html_report(frame, html, jumps=jumps, metrics=metrics, logx=logx, **common)
+        page = write_html_report(frame, html, metrics=metrics, **curves, **common)
         written.append(page)
     if written:
         return written
@@ -118,14 +128,14 @@ def plot_results(
     _ready_folder(folder)
     for metric in metrics:
         target = folder / f"{metric}.png"
-        plot_single_metric(frame, metric, jumps=jumps, logx=logx, save=target, **common)
+        plot_single_metric(frame, metric, save=target, **curves, **common)
         written.append(target)
         if heatmap:
             target = folder / f"{metric}-heatmap.png"
             plot_layer_heatmap(frame, metric, jumps=jumps, save=target, **common)
             written.append(target)
     target = folder / "all-metrics.png"
-    plot_metric_grid(frame, metrics, jumps=jumps, logx=logx, save=target, **common)
+    plot_metric_grid(frame, metrics, save=target, **curves, **common)
     written.append(target)
     if len(metrics) >= 2:
         target = folder / "correlation.png"

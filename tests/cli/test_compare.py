@@ -294,3 +294,43 @@ def test_induced_transition_fixture(tmp_path):
     assert min(c.clusters.phase_occupancy for c in near.layers) < 0.5
     for c in near.layers:
         assert c.clusters.after.purity > 0.3 and c.clusters.before.purity > 0.3
+
+
+def test_no_step_takes_the_top_transition_of_ndt_jumps(tmp_path):
+    """digits-transition: track, jumps, then compare with no step lands on the switch."""
+    info = json.loads((TRANSITION / "info.json").read_text())
+    path = tmp_path / "r.h5"
+    track(TRANSITION / "ckpts", out=path, device="cpu")
+    assert CliRunner().invoke(app, ["jumps", str(path)]).exit_code == 0
+    result = invoke("--results", path, "--layers", "relu2", "--json", tmp_path / "c.json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads((tmp_path / "c.json").read_text())
+    steps = info["steps"]
+    switch = info["transition_step"]
+    assert document["before"]["step"] == switch
+    assert document["after"]["step"] == steps[steps.index(switch) + 1]
+    assert document["chosen_by"].startswith("the top transition of `ndt jumps`")
+    assert document["note"] is None and "Note:" not in result.stderr
+
+
+def test_no_transition_says_so_and_compares_the_largest_change(run, tmp_path):
+    copy = tmp_path / "r.h5"
+    write_results(copy, read_results(run / "results.h5"))
+    # The run's curves jump at step 50; put a random walk in their place (seeded; it has
+    # no significant transition) so that `ndt jumps` finds none.
+    results = read_results(copy)
+    rng = np.random.default_rng(0)
+    for name, values in results.metrics.items():
+        results.metrics[name] = 1.0 + np.cumsum(rng.standard_normal(values.shape), axis=0)
+    write_results(copy, results)
+    assert CliRunner().invoke(app, ["jumps", str(copy)]).exit_code == 0
+    stored = read_results(copy)
+    assert stored.transitions is not None and stored.transitions.empty
+    result = invoke("--results", copy, "--layers", "fc1")
+    assert result.exit_code == 0, result.stderr
+    first, last = json.loads(stored.jump_settings["largest_change"])[:2]
+    assert (
+        f"Note: no significant transition; comparing the largest change, step {first}→{last}."
+        in result.stderr
+    )
+    assert f"Before: step {first}" in result.stdout and f"After:  step {last}" in result.stdout

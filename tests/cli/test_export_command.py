@@ -107,7 +107,7 @@ def test_tracker_export_is_read_by_jumps_plot_and_summary(tmp_path):
 
     jumps = runner.invoke(app, ["jumps", str(path), "--metric", "stable_rank", "--json", "--all"])
     assert jumps.exit_code == 0, jumps.output
-    assert {row["step"] for row in json.loads(jumps.stdout)} <= set(range(0, 40, 2))
+    assert {row["step"] for row in json.loads(jumps.stdout)["jumps"]} <= set(range(0, 40, 2))
     plot = runner.invoke(
         app, ["plot", str(path), "-m", "stable_rank", "-o", str(tmp_path / "p.png")]
     )

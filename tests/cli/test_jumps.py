@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from ndt.jumps.transitions import TRANSITION_COLUMNS
 from ndt.store import JUMP_COLUMNS, Results, read_results, write_results
 from ndt_cli.main import app
 
@@ -44,24 +45,30 @@ def _from_expected(name: str, path: Path) -> Path:
     return path
 
 
-def test_table_footer_and_stored_jumps(tmp_path: Path) -> None:
+def test_transition_line_footer_and_stored_group(tmp_path: Path) -> None:
     path = _synthetic(tmp_path / "r.h5")
     result = runner.invoke(app, ["jumps", str(path)])
     assert result.exit_code == 0, result.stderr
-    assert "fc2" in result.stdout and "1250" in result.stdout
-    assert re.search(r"\d+ tests on 2 curves; 1 significant at FDR 0\.05", result.stdout)
+    assert "transitions" in result.stdout and "1200→1250" in result.stdout
+    assert re.search(r"1 transition\. 78 tests on 2 curves x 39 intervals", result.stdout)
+    assert re.search(r"; \d+\.\d\d s\.$", result.stdout.strip())
     stored = read_results(path)
     assert tuple(stored.jumps.columns) == JUMP_COLUMNS
-    assert stored.jump_settings["method"] == "pelt" and stored.jump_settings["seed"] == 0
-    assert stored.jump_settings["n_tests"] >= 2
+    assert tuple(stored.transitions.columns) == TRANSITION_COLUMNS
+    assert stored.transitions.loc[0, ["prev_step", "step"]].tolist() == [1200, 1250]
+    assert stored.jump_settings["method"] == "local" and stored.jump_settings["n_tests"] == 78
 
 
-def test_json_and_csv_carry_the_same_rows(tmp_path: Path) -> None:
+def test_json_carries_transitions_and_curve_rows(tmp_path: Path) -> None:
     path = _synthetic(tmp_path / "r.h5")
     csv = tmp_path / "jumps.csv"
     result = runner.invoke(app, ["jumps", str(path), "--json", "--csv", str(csv), "--no-write"])
     assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert list(document["transitions"][0]) == list(TRANSITION_COLUMNS)
+    top = document["transitions"][0]
+    assert (top["peak_prev_step"], top["peak_step"], top["layers"]) == (1200, 1250, "fc2")
+    rows = document["jumps"]
     assert [list(r) for r in rows] == [KEYS]
     assert rows[0]["layer"] == "fc2" and rows[0]["step"] == 1250 and rows[0]["prev_step"] == 1200
     assert rows[0]["delta"] == pytest.approx(rows[0]["value_after"] - rows[0]["value_before"])
@@ -69,12 +76,25 @@ def test_json_and_csv_carry_the_same_rows(tmp_path: Path) -> None:
     assert read_results(path).jumps is None
 
 
-def test_all_shows_non_significant_rows(tmp_path: Path) -> None:
+def test_curves_and_all_show_per_curve_rows(tmp_path: Path) -> None:
     path = _synthetic(tmp_path / "r.h5")
+    curves = runner.invoke(app, ["jumps", str(path), "--curves", "--no-write"])
+    assert "jumps (local)" in curves.stdout and "fc2" in curves.stdout
     shown = json.loads(runner.invoke(app, ["jumps", str(path), "--json", "--all"]).stdout)
     stored = read_results(path).jumps
-    assert len(shown) == len(stored) >= 1
-    assert sorted(r["q_value"] for r in shown) == [r["q_value"] for r in shown]
+    # Every curve's strongest interval is listed, significant or not.
+    assert len(shown["jumps"]) == len(stored) >= 2
+    assert {r["layer"] for r in shown["jumps"]} == {"fc1", "fc2"}
+
+
+def test_no_transition_names_the_largest_change(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    values = np.cumsum(0.05 * rng.standard_normal((40, 1)), axis=0)
+    path = tmp_path / "flat.h5"
+    write_results(path, Results(steps=np.arange(40) * 50, layers=["a"], metrics={"m": values}))
+    result = runner.invoke(app, ["jumps", str(path)])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("No significant transition; the largest change is ")
 
 
 def test_nan_points_are_reported_on_stderr(tmp_path: Path) -> None:
@@ -108,34 +128,44 @@ def test_short_and_empty_files_are_one_error_line(tmp_path: Path) -> None:
         short, Results(steps=np.arange(5), layers=["a"], metrics={"stable_rank": np.ones((5, 1))})
     )
     result = runner.invoke(app, ["jumps", str(short)])
-    assert result.exit_code == 1 and "at least 12 are needed" in result.stderr
+    assert result.exit_code == 1 and "at least 8 are needed" in result.stderr
     empty = tmp_path / "empty.h5"
     write_results(empty, Results(steps=np.arange(5), layers=["a"], metrics={}))
     result = runner.invoke(app, ["jumps", str(empty)])
     assert result.exit_code == 1 and "Error: the results file has no curves" in result.stderr
 
 
-@pytest.mark.skipif(not (FIXTURES / "digits-transition").exists(), reason="fixture not built yet")
-def test_induced_transition_is_found(tmp_path: Path) -> None:
+def test_switch_is_the_top_transition_of_a_run_saved_like_real_runs(tmp_path: Path) -> None:
+    """digits-transition: log-spaced saves to 128, then every 50; classes 5-9 join at 800."""
     info = json.loads((FIXTURES / "digits-transition" / "info.json").read_text())
+    steps = info["steps"]
+    switch = steps.index(info["transition_step"])
     path = _from_expected("digits-transition", tmp_path / "t.h5")
-    rows = json.loads(runner.invoke(app, ["jumps", str(path), "--json"]).stdout)
-    # The last checkpoint before the change is transition_step; the jump lands on the next.
-    hits = [r for r in rows if r["prev_step"] == info["transition_step"]]
-    # Measured (stable_rank, pelt, seed 0): significant at 500->520 in relu2 and relu3
-    # (q = 0.0125), and nowhere else.
-    assert {r["layer"] for r in hits} >= {"relu2", "relu3"}
-    assert len(rows) == len(hits)
+    document = json.loads(runner.invoke(app, ["jumps", str(path), "--json"]).stdout)
+    top = document["transitions"][0]
+    # The change lies between transition_step and the next checkpoint (+-1 checkpoint).
+    peak = steps.index(top["peak_step"])
+    assert abs(peak - (switch + 1)) <= 1, top
+    assert {"relu2", "relu3"} <= set(top["layers"].split(","))
+
+
+def test_null_twin_has_no_transition_after_the_collapse(tmp_path: Path) -> None:
+    """digits-transition-null: the same run without the switch."""
+    info = json.loads((FIXTURES / "digits-transition-null" / "info.json").read_text())
+    path = _from_expected("digits-transition-null", tmp_path / "n.h5")
+    document = json.loads(runner.invoke(app, ["jumps", str(path), "--json"]).stdout)
+    late = [t for t in document["transitions"] if t["prev_step"] >= info["learning_phase_end"]]
+    assert late == []
+    # The early collapse itself is found: training moves the curves most there.
+    assert document["transitions"] and document["transitions"][0]["prev_step"] < 128
 
 
 @pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn", "modadd-transformer"])
-def test_fixtures_without_a_transition_show_few(tmp_path: Path, name: str) -> None:
-    if not (FIXTURES / name / "expected.csv").exists():
-        pytest.skip("fixture not built yet")
+def test_fixtures_without_a_switch_change_only_while_learning(tmp_path: Path, name: str) -> None:
     path = _from_expected(name, tmp_path / "r.h5")
-    rows = json.loads(runner.invoke(app, ["jumps", str(path), "--json"]).stdout)
-    # Measured (stable_rank, pelt, seed 0): digits-mlp 5 rows and digits-cnn 3, all within
-    # the fast early learning (step <= 144, where train accuracy climbs from 0.1 to 0.8);
-    # modadd-transformer none. Nothing is flagged once training has settled.
-    assert len(rows) <= 6
-    assert all(r["step"] <= 200 for r in rows)
+    document = json.loads(runner.invoke(app, ["jumps", str(path), "--json"]).stdout)
+    # Measured: digits-mlp 0->250, digits-cnn 0->144 and 250->300, modadd-transformer
+    # 13->34: the curves move while the model learns (train accuracy climbs from about 0.1
+    # to 0.9 by step 250), and no transition starts after that.
+    assert document["transitions"]
+    assert all(t["prev_step"] <= 250 for t in document["transitions"])

@@ -30,7 +30,13 @@ from ndt.probe_sources import digits_probe
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 # name -> the number of checkpoints the fixture promises (issue 2, item 10)
-RUNS = {"digits-mlp": 30, "digits-cnn": 25, "modadd-transformer": 25, "digits-transition": 40}
+RUNS = {
+    "digits-mlp": 30,
+    "digits-cnn": 25,
+    "modadd-transformer": 25,
+    "digits-transition": 36,
+    "digits-transition-null": 36,
+}
 COLUMNS = ["step", "layer", *METRICS]
 
 
@@ -70,7 +76,9 @@ def test_run_is_complete_and_consistent(name, promised):
     assert np.isfinite(expected[COLUMNS[2:]].to_numpy()).all()
 
 
-@pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn", "digits-transition"])
+@pytest.mark.parametrize(
+    "name", ["digits-mlp", "digits-cnn", "digits-transition", "digits-transition-null"]
+)
 def test_digits_probes_are_the_documented_subset(name):
     probe = load_probe(FIXTURES / name / "probe.safetensors")
     want = digits_probe(512, seed=0, image=name == "digits-cnn")
@@ -79,10 +87,23 @@ def test_digits_probes_are_the_documented_subset(name):
 
 def test_schedules():
     assert _info("digits-mlp")["steps"][:8] == [0, 1, 2, 3, 5, 8, 13, 21]  # log-spaced start
-    info = _info("digits-transition")
-    step, steps = info["transition_step"], info["steps"]
-    at = steps.index(step)
-    assert steps[at - 2 : at + 3] == [step - 40, step - 20, step, step + 20, step + 40]
+    # The switch runs are saved the way Pythia and OLMo save: log-spaced, then uniform.
+    for name in ("digits-transition", "digits-transition-null"):
+        steps = _info(name)["steps"]
+        assert steps[:9] == [0, 1, 2, 4, 8, 16, 32, 64, 128]
+        assert steps[9:] == list(range(150, 1501, 50))
+    assert _info("digits-transition")["transition_step"] in _info("digits-transition")["steps"]
+
+
+def test_null_twin_is_the_same_run_until_the_switch():
+    switch = _info("digits-transition")["transition_step"]
+    assert _info("digits-transition-null")["transition_step"] is None
+    for step in _info("digits-transition")["steps"]:
+        name = f"step_{step:08d}.safetensors"
+        same = (FIXTURES / "digits-transition" / "ckpts" / name).read_bytes() == (
+            FIXTURES / "digits-transition-null" / "ckpts" / name
+        ).read_bytes()
+        assert same == (step <= switch), step
 
 
 def _reference_row(model: torch.nn.Module, inputs: torch.Tensor, layer: str) -> dict[str, float]:
@@ -111,7 +132,9 @@ def test_expected_csv_matches_committed_weights(name):
         for layer in expected.index:
             got = _reference_row(model, inputs, layer)
             for metric, value in got.items():
-                np.testing.assert_allclose(value, expected.loc[layer, metric], rtol=1e-9)
+                # The float32 forward pass differs across CPU kernels in the last bits
+                # (measured: 4e-9 relative between two x86 machines); the SVD is float64.
+                np.testing.assert_allclose(value, expected.loc[layer, metric], rtol=1e-6)
 
 
 def test_transition_is_the_largest_change_after_early_training():
@@ -120,7 +143,7 @@ def test_transition_is_the_largest_change_after_early_training():
     after = info["steps"][info["steps"].index(step) + 1]
     table = pd.read_csv(FIXTURES / "digits-transition" / "expected.csv")
     for layer in ("relu2", "relu3"):
-        curves = table[(table["layer"] == layer) & (table["step"] >= 100)].set_index("step")
+        curves = table[(table["layer"] == layer) & (table["step"] >= 150)].set_index("step")
         for metric in ("stable_rank", "participation_ratio", "effective_rank"):
             change = curves[metric].diff().abs()
             assert change.idxmax() == after, (layer, metric)

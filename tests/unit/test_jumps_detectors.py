@@ -7,6 +7,7 @@ import pytest
 
 from ndt.errors import DetectorError
 from ndt.jumps import (
+    LOCAL_METHOD,
     METHODS,
     AgreementDetector,
     GradientDetector,
@@ -15,6 +16,12 @@ from ndt.jumps import (
     make_detector,
 )
 from ndt.jumps.base import noise_scale, runs
+
+
+def test_local_is_no_detector() -> None:
+    with pytest.raises(DetectorError, match="unknown detector 'local'"):
+        make_detector(LOCAL_METHOD)
+
 
 STEPS = np.array([0, 1, 2, 3, 5, 8, 13, 21, 34, 55] + list(range(100, 1600, 50)), dtype=np.int64)
 
@@ -28,7 +35,7 @@ def _curve(jumps: dict[int, float], seed: int = 0, drift: float = 3.0) -> np.nda
     return values
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m != LOCAL_METHOD])
 @pytest.mark.parametrize("seed", range(5))
 def test_planted_step_is_found_at_its_checkpoint(method: str, seed: int) -> None:
     values = _curve({22: 10.0}, seed)

@@ -92,6 +92,26 @@ def test_jumps_table_round_trip(tmp_path):
     )
 
 
+def test_transitions_round_trip_under_jumps(tmp_path):
+    path = tmp_path / "r.h5"
+    write_results(path, sample_results())
+    jumps = pd.DataFrame({"layer": ["head"], "step": [10], "significant": [True]})
+    transitions = pd.DataFrame(
+        {"rank": [1], "prev_step": [0], "step": [10], "p_value": [1e-9], "layers": ["head"]}
+    )
+    write_jumps(path, jumps, {"method": "local"}, transitions)
+    back = read_results(path)
+    pd.testing.assert_frame_equal(back.transitions, transitions)
+    pd.testing.assert_frame_equal(back.jumps, jumps)
+    with h5py.File(path, "r") as f:  # where docs/results-format.md puts it
+        assert list(f["jumps/transitions"].attrs["columns"].__str__().split('"')[1::2]) == list(
+            transitions.columns
+        )
+    # Files written before transitions existed read with transitions None.
+    write_jumps(path, jumps, {"method": "pelt"})
+    assert read_results(path).transitions is None
+
+
 def test_errors(tmp_path):
     with pytest.raises(ResultsFormatError, match="does not exist; run `ndt track` first"):
         read_results(tmp_path / "none.h5")

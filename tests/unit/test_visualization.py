@@ -155,6 +155,21 @@ def test_grid_has_one_panel_per_metric(res):
         assert len(_jump_points(ax)) == _n_significant(res.jumps, metric)
 
 
+def test_transitions_are_bands_on_every_panel(res):
+    transitions = pd.DataFrame(
+        {"rank": [1, 2], "prev_step": [180, 40], "step": [200, 80], "p_value": [1e-9, 1e-3]}
+    )
+    fig = plot_metric_grid(res.to_frame(), jumps=res.jumps, transitions=transitions)
+    for ax in [ax for ax in fig.axes if ax.get_visible()]:
+        bands = [p for p in ax.patches if p.get_gid() == "ndt-transitions"]
+        spans = sorted((round(b.get_x()), round(b.get_x() + b.get_width())) for b in bands)
+        assert spans == [(40, 80), (180, 200)]
+    single = plot_single_metric(res.to_frame(), transitions=transitions)
+    assert len([p for p in single.axes[0].patches if p.get_gid() == "ndt-transitions"]) == 2
+    texts = [t.get_text() for t in single.axes[0].texts]
+    assert "#1" in texts and "#2" in texts
+
+
 def test_layer_heatmap_image_is_the_metric_matrix(res):
     fig = plot_layer_heatmap(res.to_frame(), "stable_rank", jumps=res.jumps)
     image = fig.axes[0].get_images()[0].get_array()

@@ -53,6 +53,20 @@ def test_page_data_holds_every_curve_value():
     assert data["jumps"][0]["significant"] is True
 
 
+def test_page_data_carries_the_transitions():
+    res = _results()
+    transitions = pd.DataFrame(
+        {"rank": [1], "prev_step": [180], "step": [200], "p_value": [1e-9], "n_curves": [2],
+         "layers": ["blocks.0.mlp,blocks.1.mlp"], "strongest": ["blocks.0.mlp stable_rank 9→14"]}
+    )  # fmt: skip
+    data = page_data(res.to_frame(), jumps=res.jumps, transitions=transitions)
+    assert data["transitions"] == [
+        {"rank": 1, "prev_step": 180, "step": 200, "p_value": 1e-9, "n_curves": 2,
+         "layers": "blocks.0.mlp,blocks.1.mlp", "strongest": "blocks.0.mlp stable_rank 9→14"}
+    ]  # fmt: skip
+    assert page_data(res.to_frame())["transitions"] == []
+
+
 def test_page_embeds_parseable_json_that_cannot_close_the_script(tmp_path):
     res = _results()
     path = write_html_report(res.to_frame(), tmp_path / "r.html", jumps=res.jumps, run_name="r")
