@@ -68,7 +68,7 @@ A GPU eigendecomposition has a fixed cost of a few milliseconds (cuSOLVER's trid
 reduction is a chain of small kernels and host synchronisations) and it runs on the stream
 that the next checkpoint's forward pass is queued on. Up to this width LAPACK on one core
 takes no longer (0.4 ms at 128, 2.1 ms at 256, 12.6 ms at 512 in float64, measured on a
-Xeon core), so the copy to the host takes the decomposition off the GPU's critical path at
+development core), so the copy to the host takes the decomposition off the GPU's critical path at
 no cost; wider Grams stay on the device. `benchmarks/gpu_check.sh` measures both sides per
 width to place this threshold on a given machine.
 """
