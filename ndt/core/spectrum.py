@@ -65,12 +65,12 @@ HOST_EIGH_MAX_WIDTH = 256
 """Gram matrices on an accelerator up to this width are decomposed on the host.
 
 A GPU eigendecomposition has a fixed cost of a few milliseconds (cuSOLVER's tridiagonal
-reduction is a chain of small kernels and host synchronisations) and it runs on the stream
-that the next checkpoint's forward pass is queued on. Up to this width LAPACK on one core
-takes no longer (0.4 ms at 128, 2.1 ms at 256, 12.6 ms at 512 in float64, measured on a
-development core), so the copy to the host takes the decomposition off the GPU's critical path at
-no cost; wider Grams stay on the device. `benchmarks/gpu_check.sh` measures both sides per
-width to place this threshold on a given machine.
+reduction is a chain of small kernels and host synchronisations), spent on the stream that
+the next checkpoint's forward pass is queued on. Up to this width LAPACK on one core takes
+about that long or less (float64: 0.4 ms at 128, 2.1 ms at 256, 12.6 ms at 512, on a
+development machine's core), so copying the Gram to the host takes the decomposition off
+the GPU's critical path; wider Grams stay on the device. `benchmarks/gpu_check.sh` times
+both sides per width, to place this threshold from measurements.
 """
 
 
