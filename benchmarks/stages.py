@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 
 def peak_rss_mb() -> float:
@@ -102,12 +103,15 @@ def profile_ndt(config: dict) -> dict:
     checkpoints = discover_checkpoints(config["ckpt_dir"])[: config["profile_checkpoints"] + 1]
     setup_s = time.perf_counter() - setup_started
     rows, by_layer, widths = [], {}, {}
-    for index, checkpoint in enumerate(checkpoints):
-        row, layer_s, widths = _profile_checkpoint(setup, checkpoint, config)
-        if index:  # the first is a warm-up
-            rows.append(row)
-            for name, seconds in layer_s.items():
-                by_layer[name] = by_layer.get(name, 0.0) + seconds / (len(checkpoints) - 1)
+    # numpy's BLAS (the Gram products on the CPU) gets torch's thread count, as in `track`:
+    # unlimited, its pool and torch's contend for the cores and every stage slows down.
+    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+        for index, checkpoint in enumerate(checkpoints):
+            row, layer_s, widths = _profile_checkpoint(setup, checkpoint, config)
+            if index:  # the first is a warm-up
+                rows.append(row)
+                for name, seconds in layer_s.items():
+                    by_layer[name] = by_layer.get(name, 0.0) + seconds / (len(checkpoints) - 1)
     mean = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]} if rows else {}
     if mean:
         mean["fold"] = max(0.0, mean["forward_and_fold"] - mean["forward"])
