@@ -81,6 +81,7 @@ EOF
 fi
 
 # --- 1. the machine
+# shellcheck disable=SC2317  # run through `bash -c machine` below
 machine() {
     if command -v nvidia-smi >/dev/null; then
         nvidia-smi
