@@ -196,6 +196,8 @@ for workload in ("transformer", "mlp"):
                 "forward_s": crit.get("forward"),
                 "max_rel_diff_vs_cpu": max(versus["max_rel_diff"].values()),
                 "gpu_peak_growth_mb": result["devices"][dev].get("gpu_growth_mb_second_half"),
+                "gpu_median_peak_growth_mb": result["devices"][dev].get(
+                    "gpu_interval_peak_median_growth_mb"),
                 "checks": versus["checks"],
             }
 try:

@@ -46,7 +46,7 @@ def track_paced(config: dict, out: str, n: int) -> tuple[object, dict]:
     cuda = is_cuda(config["device"])
     trace: dict[str, list[float]] = {"rss_peak_mb": [], "stamps": []}
     if cuda:
-        trace.update(gpu_peak_mb=[], gpu_allocated_mb=[])
+        trace.update(gpu_peak_mb=[], gpu_interval_peak_mb=[], gpu_allocated_mb=[])
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
 
@@ -54,8 +54,13 @@ def track_paced(config: dict, out: str, n: int) -> tuple[object, dict]:
         trace["stamps"].append(time.perf_counter())
         trace["rss_peak_mb"].append(peak_rss_mb())
         if cuda:
-            # The peak since the run began: flat once every per-checkpoint buffer exists.
-            trace["gpu_peak_mb"].append(torch.cuda.max_memory_allocated() / 2**20)
+            # The peak since the previous checkpoint, and since the run began (their running
+            # maximum): the first shows a leak as a trend, the second as growth.
+            interval = torch.cuda.max_memory_allocated() / 2**20
+            torch.cuda.reset_peak_memory_stats()
+            running = trace["gpu_peak_mb"][-1] if trace["gpu_peak_mb"] else 0.0
+            trace["gpu_interval_peak_mb"].append(interval)
+            trace["gpu_peak_mb"].append(max(running, interval))
             trace["gpu_allocated_mb"].append(torch.cuda.memory_allocated() / 2**20)
 
     report = track(
@@ -68,6 +73,17 @@ def track_paced(config: dict, out: str, n: int) -> tuple[object, dict]:
         progress=progress,
     )
     return report, trace
+
+
+def median_growth(values: list[float]) -> float:
+    """Median of the second half of `values` minus the median of the first half (less the
+    first, start-up). Which buffers of neighbouring checkpoints coexist at the peak depends
+    on thread timing, so single peaks jitter by a few of them; a leak of one buffer per
+    checkpoint moves the median by that buffer times half the run."""
+    half = len(values) // 2
+    if half < 2:
+        return 0.0
+    return float(np.median(values[half:]) - np.median(values[1:half]))
 
 
 def gpu_info(device: str) -> dict:

@@ -90,22 +90,35 @@ def _wide_run(root):
 
 @pytest.mark.parametrize("run", ["mlp-512", "modadd-transformer"])
 def test_cuda_peak_memory_is_flat_over_20_checkpoints(fixtures_dir, tmp_path, run):
+    """Peak GPU memory after checkpoint 20 against after checkpoint 10, two ways.
+
+    Which buffers of neighbouring checkpoints (the prefetched weights, the previous
+    checkpoint's Grams on the solver thread) coexist at the peak depends on thread timing,
+    so single peaks jitter by up to one checkpoint's transient buffers (two checkpoints'
+    Grams: 8 MiB for mlp-512); the median of the per-checkpoint peaks does not. A leak of
+    one checkpoint's weights (1.2 MiB) adds 12 MiB to both over ten checkpoints.
+    """
     from ndt.tracking import track
 
     ckpts = _wide_run(tmp_path) if run == "mlp-512" else fixtures_dir / run / "ckpts"
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    peaks: list[int] = []
+    running: list[int] = []  # max_memory_allocated since the start, after each checkpoint
+    interval: list[int] = []  # the peak since the previous checkpoint
+
+    def progress(done: int, total: int, step: int) -> None:
+        interval.append(torch.cuda.max_memory_allocated())
+        torch.cuda.reset_peak_memory_stats()
+        running.append(max(running[-1] if running else 0, interval[-1]))
+
     report = track(
-        ckpts,
-        out=tmp_path / "results.h5",
-        device="cuda",
-        batch_size=256,
-        progress=lambda done, total, step: peaks.append(torch.cuda.max_memory_allocated()),
+        ckpts, out=tmp_path / "results.h5", device="cuda", batch_size=256, progress=progress
     )
     assert len(report.computed) >= 20 and not report.failures
     first = read_state_dict(discover_checkpoints(ckpts)[0])
     weights = sum(t.numel() * t.element_size() for t in first.values())
-    assert peaks[9] > weights  # the run did use the GPU
-    growth = peaks[19] - peaks[9]
-    assert growth <= 2 * MiB, f"peak grew by {growth / MiB:.2f} MiB from checkpoint 10 to 20"
+    assert running[9] > weights  # the run did use the GPU
+    growth = running[19] - running[9]
+    assert growth <= 8 * MiB, f"peak grew by {growth / MiB:.2f} MiB from checkpoint 10 to 20"
+    median_growth = np.median(interval[10:20]) - np.median(interval[1:10])
+    assert median_growth <= 2 * MiB, f"median peak grew by {median_growth / MiB:.2f} MiB"
