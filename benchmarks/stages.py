@@ -119,8 +119,8 @@ def profile_ndt(config: dict) -> dict:
     checkpoints = discover_checkpoints(config["ckpt_dir"])[: config["profile_checkpoints"] + 1]
     setup_s = time.perf_counter() - setup_started
     rows, by_layer, widths = [], {}, {}
-    # numpy's BLAS (the Gram products on the CPU) gets torch's thread count, as in `track`:
-    # unlimited, its pool and torch's contend for the cores and every stage slows down.
+    # numpy's BLAS (the Gram products on the CPU) gets torch's thread count, as in `track`,
+    # so that the stages run under the thread pools the loop has.
     with threadpool_limits(torch.get_num_threads(), user_api="blas"):
         for index, checkpoint in enumerate(checkpoints):
             row, layer_s, widths = _profile_checkpoint(setup, checkpoint, config)
