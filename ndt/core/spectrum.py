@@ -61,7 +61,28 @@ def as_matrix(activation: torch.Tensor, *, token_axis: bool = True) -> torch.Ten
     return activation.reshape(activation.shape[0], -1)
 
 
+HOST_EIGH_MAX_WIDTH = 256
+"""Gram matrices on an accelerator up to this width are decomposed on the host.
+
+A GPU eigendecomposition has a fixed cost of a few milliseconds (cuSOLVER's tridiagonal
+reduction is a chain of small kernels and host synchronisations), spent on the stream that
+the next checkpoint's forward pass is queued on. Up to this width LAPACK on one core takes
+about that long or less (float64: 0.4 ms at 128, 2.1 ms at 256, 12.6 ms at 512, on a
+development machine's core), so copying the Gram to the host takes the decomposition off
+the GPU's critical path; wider Grams stay on the device. `benchmarks/gpu_check.sh` times
+both sides per width, to place this threshold from measurements.
+"""
+
+
+def _solver_device(gram: torch.Tensor) -> torch.device:
+    """Where `_eigenvalues` decomposes `gram`: the host for CPU and small accelerator Grams."""
+    if gram.device.type == "cpu" or gram.shape[0] <= HOST_EIGH_MAX_WIDTH:
+        return torch.device("cpu")
+    return gram.device
+
+
 def _eigenvalues(gram: torch.Tensor) -> NDArray[np.float64]:
+    gram = gram.to(_solver_device(gram))
     if not torch.isfinite(gram).all():
         return np.full(gram.shape[0], np.nan)
     values = torch.linalg.eigvalsh(gram).flip(0).cpu().numpy()

@@ -100,3 +100,16 @@ def test_gram_update_lets_other_python_threads_run():
     assert longest_gap < call / 3, (longest_gap, call)
     expected = 2 * data.T @ data
     torch.testing.assert_close(gram, expected, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("device", "width", "expected"),
+    [("cpu", 4096, "cpu"), ("meta", 8, "cpu"), ("meta", 256, "cpu"), ("meta", 257, "meta")],
+)
+def test_small_accelerator_grams_are_decomposed_on_the_host(device, width, expected):
+    # "meta" stands in for an accelerator: a tensor with a shape and no storage.
+    from ndt.core.spectrum import HOST_EIGH_MAX_WIDTH, _solver_device
+
+    assert HOST_EIGH_MAX_WIDTH == 256
+    gram = torch.empty(width, width, dtype=torch.float64, device=device)
+    assert _solver_device(gram).type == expected
