@@ -74,6 +74,7 @@ def track(
     overwrite: bool = False,
     command: str = "",
     progress: ProgressCallback | None = None,
+    trust_code: bool = False,
 ) -> TrackReport:
     """Replay every checkpoint in `ckpt_dir` on the probe and write the curves to `out`.
 
@@ -87,7 +88,9 @@ def track(
             not fit the model, or options that differ from those recorded in `out`.
     """
     metrics = _checked_metrics(metrics)
-    setup = prepare_run(ckpt_dir, model=model, probe=probe, layers=layers, device=device)
+    setup = prepare_run(
+        ckpt_dir, model=model, probe=probe, layers=layers, device=device, trust_code=trust_code
+    )
     checkpoints = discover_checkpoints(
         ckpt_dir, steps=steps, every=every, exclude=[setup.probe.path] if setup.probe.path else []
     )

@@ -17,6 +17,7 @@ from ndt.core.estimators import DEFAULT_METRICS
 from ndt.modelspec import model_spec
 from ndt.tracking import TrackReport
 from ndt.tracking import track as run_track
+from ndt.trust import remember_model
 from ndt_cli._output import err, fmt, out, print_json
 
 
@@ -89,6 +90,14 @@ def track(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
     ] = False,
+    trust_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-code",
+            help="Run the model factory that ndt.toml names even if you never trusted it "
+            "(see `ndt trust`).",
+        ),
+    ] = False,
 ) -> None:
     """Replay checkpoints on a fixed probe and record each layer's dimensionality per step.
 
@@ -102,6 +111,8 @@ def track(
     See docs/commands/track.md.
     """
     spec = model_spec(model, model_kwargs)
+    if spec is not None:
+        remember_model(spec)  # typed: the user's consent, which `ndt compare` may need later
     return_large_blocks_to_os()  # flat peak memory over many checkpoints (ndt/allocator.py)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -122,6 +133,7 @@ def track(
             batch_size=batch_size, device=device,
             steps=parse_step_range(steps) if steps else None, every=every,
             overwrite=overwrite, command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
+            trust_code=trust_code,
         )  # fmt: skip
     if as_json:
         print_json(_summary(report))

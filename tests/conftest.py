@@ -10,6 +10,14 @@ import torch
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def private_trust_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """Every test gets its own, empty trust file: no test reads or writes the user's."""
+    path = tmp_path_factory.mktemp("trust") / "trusted.json"
+    monkeypatch.setenv("NDT_TRUST_FILE", str(path))
+    return path
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
