@@ -18,11 +18,18 @@ import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
-from ndt.checkpoints import Checkpoint, discover_checkpoints, load_weights, read_state_dict
+from ndt.checkpoints import (
+    Checkpoint,
+    checkpoint_sha256,
+    discover_checkpoints,
+    load_weights,
+    read_state_dict,
+)
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
 from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
 from ndt.modelspec import ModelSpec
 from ndt.replay import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
+from ndt.results_lock import results_lock
 from ndt.store import Provenance, Results, read_results, write_results
 
 
@@ -37,6 +44,8 @@ class TrackReport:
         skipped: Steps already in the file, not recomputed.
         failures: (checkpoint file, reason) for checkpoints that could not be read.
         non_finite: (step, layer) pairs whose activations were not finite (NaN metrics).
+        changed: (step, checkpoint file) of checkpoints that changed on disk since they were
+            tracked (size, mtime and, when recorded, sha256), recomputed in this call.
         timings: Seconds spent in load, forward, metrics and write, summed over checkpoints
             ("metrics" includes decompositions that overlapped the next forward pass), and
             the run's "wall" time.
@@ -48,6 +57,7 @@ class TrackReport:
     skipped: list[int] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     non_finite: list[tuple[int, str]] = field(default_factory=list)
+    changed: list[tuple[int, str]] = field(default_factory=list)
     timings: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("load", "forward", "metrics", "write", "wall"), 0.0)
     )
@@ -75,17 +85,27 @@ def track(
     command: str = "",
     progress: ProgressCallback | None = None,
     trust_code: bool = False,
+    wait: float = 0.0,
 ) -> TrackReport:
     """Replay every checkpoint in `ckpt_dir` on the probe and write the curves to `out`.
 
-    Checkpoints already in `out` are skipped unless `overwrite`; the file is rewritten
-    atomically after each checkpoint, so an interrupted run loses at most the one in flight.
-    A checkpoint that cannot be read is reported in `TrackReport.failures` and retried by
-    the next run; one whose tensors do not fit the model stops the run.
+    Checkpoints already in `out` are skipped unless `overwrite` or they changed on disk
+    since (then they are recomputed and listed in `TrackReport.changed`); the file is
+    rewritten atomically after each checkpoint, so an interrupted run loses at most the one
+    in flight. Each write holds the file's lock (`ndt.results_lock`) and first takes in what
+    other writers added meanwhile (their rows, a new ``/jumps``), so concurrent runs on one
+    file lose nothing. A checkpoint that cannot be read is reported in
+    `TrackReport.failures` and retried by the next run; one whose tensors do not fit the
+    model stops the run.
+
+    Args:
+        trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
+        wait: Seconds to wait for another writer of `out` before giving up.
 
     Raises:
         NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
             not fit the model, or options that differ from those recorded in `out`.
+        ResultsLockedError: if another process holds `out`'s lock for longer than `wait`.
     """
     metrics = _checked_metrics(metrics)
     setup = prepare_run(
@@ -96,8 +116,9 @@ def track(
     )
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
     out = Path(out)
-    table = _RunTable.start(out, provenance, overwrite)
+    table = _RunTable.start(out, provenance, overwrite, wait)
     report = TrackReport(path=out, results=table.results())
+    report.changed = table.forget_changed(checkpoints, ckpt_dir)
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
     loop = _Loop(table, report, out, progress, len(todo))
@@ -111,19 +132,19 @@ def track(
         # Three stages overlap the forward pass: the next checkpoint is read, each layer's
         # output is folded into its Gram matrix while the model computes the next layer,
         # and the previous checkpoint's Gram matrices are decomposed.
-        reading = reader.submit(read_state_dict, todo[0], setup.device) if todo else None
+        reading = reader.submit(_read, todo[0], setup.device) if todo else None
         try:
             for index, checkpoint in enumerate(todo):
                 started = time.perf_counter()
                 name = _relative_name(checkpoint, ckpt_dir)
                 try:
-                    state = reading.result()
+                    state, digest = reading.result()
                 except CheckpointError as exc:
                     state = None
                     report.failures.append((name, str(exc)))
                 # Dropping the finished future lets `del state` below free the weights.
                 reading = (
-                    reader.submit(read_state_dict, todo[index + 1], setup.device)
+                    reader.submit(_read, todo[index + 1], setup.device)
                     if index + 1 < len(todo)
                     else None
                 )
@@ -146,13 +167,19 @@ def track(
                 # The last layers may still be folding: the solver waits for them, so the
                 # next checkpoint's forward pass starts now.
                 solving = solver.submit(_solve, folded, metrics, dormant_tau)
-                loop.pending = (checkpoint, name, solving)
+                loop.pending = (checkpoint, name, digest, solving)
         finally:
             # Keep the checkpoint whose decomposition is in flight, even when stopping early.
             loop.settle(quietly=True)
     report.results = table.results()
     report.timings["wall"] = time.perf_counter() - loop.started
     return report
+
+
+def _read(checkpoint: Checkpoint, device: torch.device) -> tuple[dict, str]:
+    """A checkpoint's tensors and, when it is small enough, its sha256 (read from the page
+    cache, which loading it just filled)."""
+    return read_state_dict(checkpoint, device), checkpoint_sha256(checkpoint)
 
 
 def _provenance(
@@ -206,14 +233,14 @@ class _Loop:
     ) -> None:
         self.table, self.report, self.out = table, report, out
         self.progress, self.total, self.done = progress, total, 0
-        self.pending: tuple[Checkpoint, str, Future] | None = None
+        self.pending: tuple[Checkpoint, str, str, Future] | None = None
         self.started = time.perf_counter()
 
     def settle(self, quietly: bool = False) -> None:
         """Wait for the decomposition in flight, if any, and record its checkpoint."""
         if self.pending is None:
             return
-        checkpoint, name, future = self.pending
+        checkpoint, name, digest, future = self.pending
         self.pending = None
         try:
             values, broken, seconds = future.result()
@@ -223,7 +250,7 @@ class _Loop:
             raise
         self.report.timings["metrics"] += seconds
         self.report.non_finite += [(checkpoint.step, layer) for layer in broken]
-        self.table.add(checkpoint, name, values)
+        self.table.add(checkpoint, name, values, digest)
         self.report.computed.append(checkpoint.step)
         self.record(checkpoint)
 
@@ -231,7 +258,7 @@ class _Loop:
         """Write the file as it stands and report progress."""
         started = time.perf_counter()
         self.table.failures = self.report.failures
-        write_results(self.out, self.table.results())
+        self.table.write()
         self.report.timings["write"] += time.perf_counter() - started
         self.done += 1
         if self.progress is not None:
@@ -252,42 +279,87 @@ def _relative_name(checkpoint: Checkpoint, ckpt_dir: str | Path) -> str:
 class _RunTable:
     """The rows of a results file under construction: existing steps plus new ones."""
 
-    def __init__(self, provenance: Provenance, base: Results | None) -> None:
-        self.provenance = provenance
+    def __init__(
+        self, out: Path, provenance: Provenance, base: Results | None, wait: float
+    ) -> None:
+        self.out, self.provenance, self.wait = out, provenance, wait
         self.rows: dict[int, np.ndarray] = {}
-        self.files: dict[int, tuple[str, int, float]] = {}
+        self.files: dict[int, tuple[str, int, float, str]] = {}
         self.failures: list[tuple[str, str]] = []
-        self.base = base
+        self.own: set[int] = set()  # steps computed by this run
+        self.base: Results | None = None
+        # The file as this run last saw it (None: absent); what differs was written by others.
+        self.seen: tuple[int, ...] | None = None
+        self.replace_next = False  # --overwrite: the first write ignores what is there
         if base is not None:
-            stacked = np.stack([base.metrics[m] for m in provenance.metrics])
-            for index, step in enumerate(base.steps):
-                self.rows[int(step)] = stacked[:, index, :]
-            if base.checkpoints is not None:
-                for row in base.checkpoints.itertuples(index=False):
-                    self.files[int(row.step)] = (str(row.file), int(row.size), float(row.mtime))
+            self._adopt(base)
 
     @classmethod
-    def start(cls, out: Path, provenance: Provenance, overwrite: bool) -> _RunTable:
-        if overwrite or not out.exists():
-            return cls(provenance, None)
-        existing = read_results(out)
-        if existing.provenance is None:
-            raise ConfigMismatchError(
-                f"{out} holds results without provenance; use --overwrite or another --out"
-            )
-        recorded, wanted = existing.provenance.comparable(), provenance.comparable()
-        differing = [key for key in wanted if recorded.get(key) != wanted[key]]
-        if differing:
-            key = differing[0]
-            raise ConfigMismatchError(
-                f"{out} was made with {key}={recorded.get(key)!r}, not {wanted[key]!r}; "
-                "pass --overwrite to recompute, or --out another file"
-            )
-        return cls(provenance, existing)
+    def start(cls, out: Path, provenance: Provenance, overwrite: bool, wait: float) -> _RunTable:
+        with results_lock(out, wait):
+            if overwrite or not out.exists():
+                table = cls(out, provenance, None, wait)
+                table.replace_next = overwrite
+                return table
+            existing = read_results(out)
+            _check_comparable(out, existing, provenance)
+            table = cls(out, provenance, existing, wait)
+            table.seen = _signature(out)
+            return table
 
-    def add(self, checkpoint: Checkpoint, name: str, values: np.ndarray) -> None:
+    def _adopt(self, base: Results) -> None:
+        """Take `base`'s rows (except this run's own) and its jumps and metadata."""
+        stacked = np.stack([base.metrics[m] for m in self.provenance.metrics])
+        recorded: dict[int, tuple[str, int, float, str]] = {}
+        if base.checkpoints is not None:
+            table = base.checkpoints
+            digests = table["sha256"] if "sha256" in table.columns else [""] * len(table)
+            for step, file, size, mtime, digest in zip(
+                table["step"], table["file"], table["size"], table["mtime"], digests, strict=True
+            ):
+                recorded[int(step)] = (str(file), int(size), float(mtime), str(digest))
+        self.rows = {s: v for s, v in self.rows.items() if s in self.own}
+        for index, step in enumerate(int(s) for s in base.steps):
+            if step not in self.own:
+                self.rows[step] = stacked[:, index, :]
+                if step in recorded:
+                    self.files[step] = recorded[step]
+        self.base = base
+
+    def forget_changed(
+        self, checkpoints: Sequence[Checkpoint], ckpt_dir: str | Path
+    ) -> list[tuple[int, str]]:
+        """Drop the rows of checkpoints whose size or mtime differ from those recorded
+        (unless a recorded sha256 still matches), so that they are computed again."""
+        changed = []
+        for checkpoint in checkpoints:
+            recorded = self.files.get(checkpoint.step)
+            if checkpoint.step not in self.rows or recorded is None:
+                continue
+            _, size, mtime, digest = recorded
+            if (size, mtime) == (checkpoint.size, checkpoint.mtime):
+                continue
+            if digest and checkpoint_sha256(checkpoint) == digest:
+                continue  # copied or touched: the same bytes
+            del self.rows[checkpoint.step]
+            changed.append((checkpoint.step, _relative_name(checkpoint, ckpt_dir)))
+        return changed
+
+    def add(self, checkpoint: Checkpoint, name: str, values: np.ndarray, digest: str) -> None:
         self.rows[checkpoint.step] = values
-        self.files[checkpoint.step] = (name, checkpoint.size, checkpoint.mtime)
+        self.files[checkpoint.step] = (name, checkpoint.size, checkpoint.mtime, digest)
+        self.own.add(checkpoint.step)
+
+    def write(self) -> None:
+        """Write the file under its lock, after taking in what other writers added."""
+        with results_lock(self.out, self.wait):
+            current = _signature(self.out)
+            if not self.replace_next and current is not None and current != self.seen:
+                existing = read_results(self.out)
+                _check_comparable(self.out, existing, self.provenance, meanwhile=True)
+                self._adopt(existing)
+            write_results(self.out, self.results())
+            self.seen, self.replace_next = _signature(self.out), False
 
     def results(self) -> Results:
         steps = sorted(self.rows)
@@ -297,12 +369,14 @@ class _RunTable:
             if steps
             else np.empty((len(names), 0, len(self.provenance.layers)))
         )
+        files = [self.files.get(s, ("", 0, float("nan"), "")) for s in steps]
         checkpoints = pd.DataFrame(
             {
                 "step": np.asarray(steps, dtype=np.int64),
-                "file": [self.files[s][0] for s in steps],
-                "size": np.asarray([self.files[s][1] for s in steps], dtype=np.int64),
-                "mtime": np.asarray([self.files[s][2] for s in steps], dtype=np.float64),
+                "file": [f[0] for f in files],
+                "size": np.asarray([f[1] for f in files], dtype=np.int64),
+                "mtime": np.asarray([f[2] for f in files], dtype=np.float64),
+                "sha256": [f[3] for f in files],
             }
         )
         failures = pd.DataFrame(self.failures, columns=["file", "error"]) if self.failures else None
@@ -318,4 +392,31 @@ class _RunTable:
             jumps=base.jumps if base is not None else None,
             jump_settings=base.jump_settings if base is not None else {},
             metadata=base.metadata if base is not None else {},
+        )
+
+
+def _signature(path: Path) -> tuple[int, ...] | None:
+    """What tells one version of the file from another (each write is a new inode)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _check_comparable(
+    out: Path, existing: Results, provenance: Provenance, meanwhile: bool = False
+) -> None:
+    when = " by another process during this run" if meanwhile else ""
+    if existing.provenance is None:
+        raise ConfigMismatchError(
+            f"{out} holds results without provenance{when}; use --overwrite or another --out"
+        )
+    recorded, wanted = existing.provenance.comparable(), provenance.comparable()
+    differing = [key for key in wanted if recorded.get(key) != wanted[key]]
+    if differing:
+        key = differing[0]
+        raise ConfigMismatchError(
+            f"{out} was made{when} with {key}={recorded.get(key)!r}, not {wanted[key]!r}; "
+            "pass --overwrite to recompute, or --out another file"
         )

@@ -61,6 +61,9 @@ def jumps(
     ] = None,
     show_all: Annotated[bool, _Opt("--all", help="Show non-significant jumps too.")] = False,
     no_write: Annotated[bool, _Opt("--no-write", help="Do not store /jumps in the file.")] = False,
+    wait: Annotated[
+        float, _Opt(min=0, help="Seconds to wait for another ndt process writing the file.")
+    ] = 0.0,
 ) -> None:
     """Find jumps in the metric curves, each with a surrogate p-value and a BH q-value.
 
@@ -86,7 +89,7 @@ def jumps(
     for name, kind, count in report.short_curves:
         err.print(f"Warning: {name} {kind} has {count} finite points, too few to test; skipped.")
     if not no_write:
-        write_jumps(results_path, report.table, report.settings())
+        write_jumps(results_path, report.table, report.settings(), wait=wait)
     shown = report.table if show_all else report.table[report.table["significant"]]
     if csv is not None:
         shown[list(_JSON_KEYS)].to_csv(csv, index=False)

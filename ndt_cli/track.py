@@ -90,6 +90,12 @@ def track(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
     ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds to wait for another ndt process writing the results file."
+        ),
+    ] = 0.0,
     trust_code: Annotated[
         bool,
         typer.Option(
@@ -133,7 +139,7 @@ def track(
             batch_size=batch_size, device=device,
             steps=parse_step_range(steps) if steps else None, every=every,
             overwrite=overwrite, command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
-            trust_code=trust_code,
+            trust_code=trust_code, wait=wait,
         )  # fmt: skip
     if as_json:
         print_json(_summary(report))
@@ -207,6 +213,12 @@ def _render(report: TrackReport, profile: bool) -> None:
 
 
 def _warn(report: TrackReport) -> None:
+    for step, file in report.changed:
+        err.print(
+            f"Note: {file} changed since it was tracked; step {step} was computed again.",
+            soft_wrap=True,
+            markup=False,
+        )
     for file, error in report.failures:
         err.print(
             f"Error: skipped {file}: {error} (the next run retries it)",
