@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -26,11 +25,11 @@ from ndt.checkpoints import (
     read_state_dict,
 )
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
-from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
+from ndt.errors import CheckpointError, NdtError
 from ndt.modelspec import ModelSpec
 from ndt.replay import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
-from ndt.results_lock import results_lock
-from ndt.store import Provenance, Results, read_results, write_results
+from ndt.run_table import RunTable
+from ndt.store import Provenance, Results
 
 
 @dataclass
@@ -116,9 +115,9 @@ def track(
     )
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
     out = Path(out)
-    table = _RunTable.start(out, provenance, overwrite, wait)
+    table = RunTable.start(out, provenance, overwrite, wait)
     report = TrackReport(path=out, results=table.results())
-    report.changed = table.forget_changed(checkpoints, ckpt_dir)
+    report.changed = table.forget_changed(checkpoints, Path(ckpt_dir))
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
     loop = _Loop(table, report, out, progress, len(todo))
@@ -225,7 +224,7 @@ class _Loop:
 
     def __init__(
         self,
-        table: _RunTable,
+        table: RunTable,
         report: TrackReport,
         out: Path,
         progress: ProgressCallback | None,
@@ -274,149 +273,3 @@ def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
 
 def _relative_name(checkpoint: Checkpoint, ckpt_dir: str | Path) -> str:
     return checkpoint.path.relative_to(Path(ckpt_dir)).as_posix()
-
-
-class _RunTable:
-    """The rows of a results file under construction: existing steps plus new ones."""
-
-    def __init__(
-        self, out: Path, provenance: Provenance, base: Results | None, wait: float
-    ) -> None:
-        self.out, self.provenance, self.wait = out, provenance, wait
-        self.rows: dict[int, np.ndarray] = {}
-        self.files: dict[int, tuple[str, int, float, str]] = {}
-        self.failures: list[tuple[str, str]] = []
-        self.own: set[int] = set()  # steps computed by this run
-        self.base: Results | None = None
-        # The file as this run last saw it (None: absent); what differs was written by others.
-        self.seen: tuple[int, ...] | None = None
-        self.replace_next = False  # --overwrite: the first write ignores what is there
-        if base is not None:
-            self._adopt(base)
-
-    @classmethod
-    def start(cls, out: Path, provenance: Provenance, overwrite: bool, wait: float) -> _RunTable:
-        with results_lock(out, wait):
-            if overwrite or not out.exists():
-                table = cls(out, provenance, None, wait)
-                table.replace_next = overwrite
-                return table
-            existing = read_results(out)
-            _check_comparable(out, existing, provenance)
-            table = cls(out, provenance, existing, wait)
-            table.seen = _signature(out)
-            return table
-
-    def _adopt(self, base: Results) -> None:
-        """Take `base`'s rows (except this run's own) and its jumps and metadata."""
-        stacked = np.stack([base.metrics[m] for m in self.provenance.metrics])
-        recorded: dict[int, tuple[str, int, float, str]] = {}
-        if base.checkpoints is not None:
-            table = base.checkpoints
-            digests = table["sha256"] if "sha256" in table.columns else [""] * len(table)
-            for step, file, size, mtime, digest in zip(
-                table["step"], table["file"], table["size"], table["mtime"], digests, strict=True
-            ):
-                recorded[int(step)] = (str(file), int(size), float(mtime), str(digest))
-        self.rows = {s: v for s, v in self.rows.items() if s in self.own}
-        for index, step in enumerate(int(s) for s in base.steps):
-            if step not in self.own:
-                self.rows[step] = stacked[:, index, :]
-                if step in recorded:
-                    self.files[step] = recorded[step]
-        self.base = base
-
-    def forget_changed(
-        self, checkpoints: Sequence[Checkpoint], ckpt_dir: str | Path
-    ) -> list[tuple[int, str]]:
-        """Drop the rows of checkpoints whose size or mtime differ from those recorded
-        (unless a recorded sha256 still matches), so that they are computed again."""
-        changed = []
-        for checkpoint in checkpoints:
-            recorded = self.files.get(checkpoint.step)
-            if checkpoint.step not in self.rows or recorded is None:
-                continue
-            _, size, mtime, digest = recorded
-            if (size, mtime) == (checkpoint.size, checkpoint.mtime):
-                continue
-            if digest and checkpoint_sha256(checkpoint) == digest:
-                continue  # copied or touched: the same bytes
-            del self.rows[checkpoint.step]
-            changed.append((checkpoint.step, _relative_name(checkpoint, ckpt_dir)))
-        return changed
-
-    def add(self, checkpoint: Checkpoint, name: str, values: np.ndarray, digest: str) -> None:
-        self.rows[checkpoint.step] = values
-        self.files[checkpoint.step] = (name, checkpoint.size, checkpoint.mtime, digest)
-        self.own.add(checkpoint.step)
-
-    def write(self) -> None:
-        """Write the file under its lock, after taking in what other writers added."""
-        with results_lock(self.out, self.wait):
-            current = _signature(self.out)
-            if not self.replace_next and current is not None and current != self.seen:
-                existing = read_results(self.out)
-                _check_comparable(self.out, existing, self.provenance, meanwhile=True)
-                self._adopt(existing)
-            write_results(self.out, self.results())
-            self.seen, self.replace_next = _signature(self.out), False
-
-    def results(self) -> Results:
-        steps = sorted(self.rows)
-        names = self.provenance.metrics
-        stacked = (
-            np.stack([self.rows[s] for s in steps], axis=1)
-            if steps
-            else np.empty((len(names), 0, len(self.provenance.layers)))
-        )
-        files = [self.files.get(s, ("", 0, float("nan"), "")) for s in steps]
-        checkpoints = pd.DataFrame(
-            {
-                "step": np.asarray(steps, dtype=np.int64),
-                "file": [f[0] for f in files],
-                "size": np.asarray([f[1] for f in files], dtype=np.int64),
-                "mtime": np.asarray([f[2] for f in files], dtype=np.float64),
-                "sha256": [f[3] for f in files],
-            }
-        )
-        failures = pd.DataFrame(self.failures, columns=["file", "error"]) if self.failures else None
-        base = self.base
-        return Results(
-            steps=np.asarray(steps, dtype=np.int64),
-            layers=list(self.provenance.layers),
-            metrics={m: stacked[i] for i, m in enumerate(names)},
-            checkpoints=checkpoints,
-            failures=failures,
-            provenance=self.provenance,
-            # Jumps found on earlier curves stay until `ndt jumps` runs again.
-            jumps=base.jumps if base is not None else None,
-            jump_settings=base.jump_settings if base is not None else {},
-            metadata=base.metadata if base is not None else {},
-        )
-
-
-def _signature(path: Path) -> tuple[int, ...] | None:
-    """What tells one version of the file from another (each write is a new inode)."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return None
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-
-
-def _check_comparable(
-    out: Path, existing: Results, provenance: Provenance, meanwhile: bool = False
-) -> None:
-    when = " by another process during this run" if meanwhile else ""
-    if existing.provenance is None:
-        raise ConfigMismatchError(
-            f"{out} holds results without provenance{when}; use --overwrite or another --out"
-        )
-    recorded, wanted = existing.provenance.comparable(), provenance.comparable()
-    differing = [key for key in wanted if recorded.get(key) != wanted[key]]
-    if differing:
-        key = differing[0]
-        raise ConfigMismatchError(
-            f"{out} was made{when} with {key}={recorded.get(key)!r}, not {wanted[key]!r}; "
-            "pass --overwrite to recompute, or --out another file"
-        )
