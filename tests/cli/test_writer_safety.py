@@ -5,7 +5,6 @@ stays a symlink."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,6 @@ from ndt.checkpoints import save_checkpoint
 from ndt.modelspec import build_model, read_manifest
 from ndt.store import Results, read_results, write_results
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_results_lock import hold_lock  # noqa: E402
-
 
 def _curves(path: Path) -> None:
     """A results file with 20 steps of a curve that jumps at step 10."""
@@ -27,7 +23,7 @@ def _curves(path: Path) -> None:
     write_results(path, Results(np.arange(20), ["fc1"], {"stable_rank": values[:, None]}))
 
 
-def test_a_held_lock_refuses_jumps_and_track_with_the_pid(ndt, tiny_run, tmp_path):
+def test_a_held_lock_refuses_jumps_and_track_with_the_pid(ndt, tiny_run, tmp_path, hold_lock):
     out = tmp_path / "results.h5"
     _curves(out)
     before = out.read_bytes()

@@ -3,11 +3,7 @@ never wait, and writers that run in turn keep each other's rows and /jumps."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,33 +13,13 @@ from ndt.results_lock import GRACE_SECONDS, ResultsLockedError, lock_path, resul
 from ndt.store import Results, read_results, write_jumps, write_results
 from ndt.tracking import track
 
-ROOT = Path(__file__).resolve().parents[2]
-HOLD = """
-import sys
-from ndt.results_lock import results_lock
-with results_lock(sys.argv[1]):
-    print("held", flush=True)
-    sys.stdin.read()  # until the test closes stdin
-"""
-
 
 def _results(steps) -> Results:
     steps = np.asarray(steps, dtype=np.int64)
     return Results(steps=steps, layers=["a"], metrics={"m": np.ones((len(steps), 1))})
 
 
-def hold_lock(path: Path) -> subprocess.Popen:
-    """A separate process that holds `path`'s lock until its stdin is closed."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    assert holder.stdout.readline().strip() == "held"
-    return holder
-
-
-def test_a_second_writer_is_refused_at_once_with_the_holders_pid(tmp_path):
+def test_a_second_writer_is_refused_at_once_with_the_holders_pid(tmp_path, hold_lock):
     out = tmp_path / "results.h5"
     write_results(out, _results([0, 1]))
     before = out.read_bytes()
@@ -72,7 +48,7 @@ def test_a_second_writer_is_refused_at_once_with_the_holders_pid(tmp_path):
     assert lock_path(out) == tmp_path / "results.h5.lock"
 
 
-def test_wait_lets_a_writer_wait_for_the_holder(tmp_path):
+def test_wait_lets_a_writer_wait_for_the_holder(tmp_path, hold_lock):
     out = tmp_path / "results.h5"
     holder = hold_lock(out)
     import threading
