@@ -38,6 +38,9 @@ class Phase2Checkpointer:
             inputs tensor (n_samples, ...); tensors and in-memory probes are written to
             ``checkpoint_dir/probe.safetensors``. Recorded in ``ndt.toml`` (needs `model_spec`).
 
+    A factory `model_spec` is code that ``ndt track`` runs only with consent: after the
+    first save, run ``ndt trust CHECKPOINT_DIR`` once (or `ndt.trust.trust_folder`).
+
     Example:
         >>> checkpointer = Phase2Checkpointer("runs/mlp/ckpts", 100, model_spec="mlp",
         ...                                   probe=x_probe)

@@ -11,6 +11,7 @@ they are read only through ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import struct
@@ -24,6 +25,8 @@ from torch import nn
 from ndt.errors import CheckpointError, WeightsMismatchError, describe
 
 SAFETENSORS_SUFFIX = ".safetensors"
+#: Checkpoints up to this size get a sha256 in the results file (hashing costs a read).
+SHA256_MAX_BYTES = 64 * 1024 * 1024
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
 # Wrappers that prefix every key: DataParallel/DDP, torch.compile, Lightning-style modules.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
@@ -62,6 +65,22 @@ class Checkpoint:
     def mtime(self) -> float:
         """Latest modification time of its files (seconds since the epoch)."""
         return max(f.stat().st_mtime for f in self.files)
+
+
+def checkpoint_sha256(checkpoint: Checkpoint, max_bytes: int = SHA256_MAX_BYTES) -> str:
+    """Hex sha256 of a checkpoint's bytes (its files in shard order), or "" when it is
+    larger than `max_bytes` or cannot be read."""
+    try:
+        if checkpoint.size > max_bytes:
+            return ""
+        digest = hashlib.sha256()
+        for path in checkpoint.files:
+            with open(path, "rb") as handle:
+                for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                    digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
 
 
 def read_safetensors_metadata(path: Path) -> dict[str, str]:
@@ -129,8 +148,8 @@ def discover_checkpoints(
         Checkpoints in increasing step order.
 
     Raises:
-        CheckpointError: if the folder is missing or empty, a name has no step, or two
-            checkpoints share a step.
+        CheckpointError: if the folder is missing or empty, a name has no step, two
+            checkpoints share a step, or `steps` selects none of them.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -166,6 +185,13 @@ def discover_checkpoints(
             for c in selected
             if (start is None or c.step >= start) and (stop is None or c.step <= stop)
         ]
+        if not selected:
+            first, last = min(by_step), max(by_step)
+            raise CheckpointError(
+                f"--steps {'' if start is None else start}:{'' if stop is None else stop} "
+                f"selects no checkpoint; {root} has steps {first}..{last} ({len(by_step)} "
+                "checkpoints)"
+            )
     return selected[::every]
 
 
@@ -175,11 +201,16 @@ def parse_step_range(text: str) -> tuple[int | None, int | None]:
         if ":" not in text:
             return int(text), int(text)
         start, stop = text.split(":", 1)
-        return (int(start) if start.strip() else None, int(stop) if stop.strip() else None)
+        bounds = (int(start) if start.strip() else None, int(stop) if stop.strip() else None)
     except ValueError:
         raise CheckpointError(
             f"--steps '{text}' is not a range; expected START:STOP such as 1000:5000"
         ) from None
+    if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
+        raise CheckpointError(
+            f"--steps {text} is empty: START {bounds[0]} is after STOP {bounds[1]}"
+        )
+    return bounds
 
 
 def read_state_dict(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> dict:

@@ -35,6 +35,7 @@ from ndt.modelspec import ModelSpec
 from ndt.probe import file_sha256
 from ndt.replay import capture_activations, load_checkpoint, prepare_run
 from ndt.store import Provenance, read_results
+from ndt.trust import require_consent
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ def compare_run(
     seed: int = CompareSettings.seed,
     max_rows: int = CompareSettings.max_rows,
     save_activations: str | Path | None = None,
+    trust_code: bool = False,
 ) -> CompareReport:
     """Replay the before and after checkpoints of a tracked run and compare every layer.
 
@@ -244,9 +246,12 @@ def compare_run(
         batch_size: Probe samples per forward pass (default: all at once).
         dead_threshold, top_k, n_components, n_clusters, seed, max_rows: See CompareSettings.
         save_activations: Write both checkpoints' activations to this HDF5 file.
+        trust_code: Consent to build a model whose factory the provenance names (see
+            `ndt.trust`); zoo models and models the user trusted before need none.
 
     Raises:
         NdtError: for bad steps, missing provenance, moved checkpoints or a changed probe.
+        UntrustedCodeError: if the provenance names code the user has not consented to.
     """
     path = Path(results)
     run = read_results(path)
@@ -256,18 +261,21 @@ def compare_run(
             f"{path} has no provenance (it was not written by `ndt track`), so compare cannot "
             "tell which checkpoints, model and probe to replay; run `ndt track` to make one"
         )
+    directory = Path(ckpts) if ckpts is not None else Path(provenance.checkpoint_dir)
+    spec = ModelSpec(provenance.model, json.loads(provenance.model_kwargs or "{}"))
+    require_consent(
+        spec, source=f"the provenance of {path}", folder=directory, trust_code=trust_code
+    )
     choice = choose_steps(
         run.steps, step=step, window=window, before=before, after=after, jumps=run.jumps,
         transitions=run.transitions, largest_change=_largest_change(run.jump_settings),
     )  # fmt: skip
     probe_path = _checked_probe(provenance, path)
-    directory = Path(ckpts) if ckpts is not None else Path(provenance.checkpoint_dir)
     files = _recorded_files(run.checkpoints)
     chosen = [
         locate_checkpoint(directory, s, files.get(s), probe_path)
         for s in (choice.before, choice.after)
     ]
-    spec = ModelSpec(provenance.model, json.loads(provenance.model_kwargs or "{}"))
     setup = prepare_run(
         directory,
         model=spec,

@@ -10,7 +10,8 @@ from pathlib import Path
 from ndt.architectures import detect_architecture, select_layers
 from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.errors import ModelSpecError
-from ndt.modelspec import ModelSpec, build_model, read_manifest
+from ndt.modelspec import MANIFEST_NAME, ModelSpec, build_model, read_manifest
+from ndt.trust import require_consent
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ def list_layers(
     ckpt_dir: str | Path | None = None,
     checkpoint: str | Path | None = None,
     patterns: Sequence[str] | None = None,
+    trust_code: bool = False,
 ) -> LayerListing:
     """Build the model, load `checkpoint` into it if given, and list its modules.
 
@@ -47,11 +49,19 @@ def list_layers(
         ckpt_dir: Folder whose manifest names the model (and default layer patterns).
         checkpoint: A checkpoint file to load strictly, to check that it fits.
         patterns: ``--layers`` globs; None uses the architecture's default selection.
+        trust_code: Consent to run the code that ``ckpt_dir/ndt.toml`` names (see
+            `ndt.trust`); a `spec` given here needs none.
 
     Raises:
-        ModelSpecError: if no model is given or found; CheckpointError if it does not load.
+        ModelSpecError: if no model is given or found; CheckpointError if it does not load;
+            UntrustedCodeError if the ndt.toml names code the user has not consented to.
     """
     manifest = read_manifest(ckpt_dir) if ckpt_dir is not None else None
+    if spec is None and manifest is not None and manifest.model is not None:
+        require_consent(
+            manifest.model, source=str(Path(ckpt_dir) / MANIFEST_NAME), folder=ckpt_dir,
+            trust_code=trust_code,
+        )  # fmt: skip
     spec = spec or (manifest.model if manifest else None)
     if spec is None:
         raise ModelSpecError("no model: pass --model, or a checkpoint folder with an ndt.toml")

@@ -25,8 +25,9 @@ from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.core.hooks import forward_hooks, resolve_modules
 from ndt.core.spectrum import Spectrum, SpectrumAccumulator
 from ndt.errors import ModelSpecError, NdtError, ProbeError, describe
-from ndt.modelspec import ModelSpec, build_model, read_manifest
+from ndt.modelspec import MANIFEST_NAME, ModelSpec, build_model, read_manifest
 from ndt.probe import Probe, load_probe
+from ndt.trust import require_consent
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,25 @@ def prepare_run(
     probe: str | Path | None = None,
     layers: Sequence[str] | None = None,
     device: str | torch.device = "auto",
+    trust_code: bool = False,
 ) -> RunSetup:
     """Build the model and read the probe, from arguments or else the folder's ndt.toml.
+
+    A model given as `model` is the caller's choice; one that the folder's ndt.toml names
+    runs code only with consent (`ndt.trust`): `trust_code`, or ``ndt trust CKPT_DIR``.
 
     Raises:
         ModelSpecError, ProbeError: when neither the arguments nor the manifest say what to
             use, or what they name cannot be built or read.
+        UntrustedCodeError: if the ndt.toml names code the user has not consented to.
     """
     manifest = read_manifest(ckpt_dir)
     spec = model or (manifest.model if manifest else None)
+    if model is None and manifest is not None and manifest.model is not None:
+        require_consent(
+            manifest.model, source=str(Path(ckpt_dir) / MANIFEST_NAME), folder=ckpt_dir,
+            trust_code=trust_code,
+        )  # fmt: skip
     if spec is None:
         raise ModelSpecError(
             f"no model for {ckpt_dir}: pass --model (a zoo name, package.module:factory or "

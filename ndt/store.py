@@ -15,14 +15,15 @@ Layout (format version 1, specified in docs/results-format.md)::
     /metadata            attrs: free-form user metadata (optional)
 
 Every write replaces the whole file atomically (write a temporary file beside it, then
-rename), so an interrupted run leaves the previous complete file, never a torn one.
+rename, `ndt.file_replace`), so an interrupted run leaves the previous complete file, never
+a torn one; and every writer holds the file's lock (`ndt.results_lock`) while it reads and
+writes, so two writers never lose each other's rows.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -34,6 +35,8 @@ import pandas as pd
 
 from ndt import __version__
 from ndt.errors import ResultsFormatError
+from ndt.file_replace import replacing
+from ndt.results_lock import results_lock
 
 FORMAT_VERSION = 1
 KIND = "ndt-results"
@@ -157,13 +160,23 @@ def _attr_value(value: object) -> object:
     return value
 
 
-def write_results(path: str | Path, results: Results) -> None:
-    """Write `results` to `path`, replacing the file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+def write_results(path: str | Path, results: Results, *, wait: float = 0.0) -> None:
+    """Write `results` to `path`, replacing the file atomically, under its write lock.
+
+    Args:
+        path: The results file; a symlink is written through.
+        results: What to write.
+        wait: Seconds to wait for another writer (see `ndt.results_lock`).
+
+    Raises:
+        ResultsLockedError: if another process is writing `path`.
+    """
+    with results_lock(path, wait):
+        _write(path, results)
+
+
+def _write(path: str | Path, results: Results) -> None:
+    with replacing(path) as tmp_name:
         with h5py.File(tmp_name, "w") as f:
             f.attrs.update(
                 format_version=FORMAT_VERSION,
@@ -198,10 +211,6 @@ def write_results(path: str | Path, results: Results) -> None:
             f.create_group("metadata").attrs.update(dict(results.metadata))
             f.flush()
             os.fsync(f.id.get_vfd_handle())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def _read_provenance(group: h5py.Group) -> Provenance:
@@ -286,10 +295,20 @@ def write_jumps(
     jumps: pd.DataFrame,
     settings: Mapping[str, object] | None = None,
     transitions: pd.DataFrame | None = None,
+    *,
+    wait: float = 0.0,
 ) -> None:
-    """Replace the ``/jumps`` group (curve rows, transitions) of a results file, atomically."""
-    results = read_results(path)
-    results.jumps = jumps.reset_index(drop=True)
-    results.jump_settings = dict(settings or {})
-    results.transitions = None if transitions is None else transitions.reset_index(drop=True)
-    write_results(path, results)
+    """Replace the ``/jumps`` group (curve rows, transitions) of a results file, atomically.
+
+    The file is read and rewritten under its write lock, so rows that `ndt track` added
+    meanwhile are kept.
+
+    Raises:
+        ResultsLockedError: if another process is writing `path`.
+    """
+    with results_lock(path, wait):
+        results = read_results(path)
+        results.jumps = jumps.reset_index(drop=True)
+        results.jump_settings = dict(settings or {})
+        results.transitions = None if transitions is None else transitions.reset_index(drop=True)
+        _write(path, results)

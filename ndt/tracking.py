@@ -14,16 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
-from ndt.checkpoints import Checkpoint, discover_checkpoints, load_weights, read_state_dict
+from ndt.checkpoints import (
+    Checkpoint,
+    checkpoint_sha256,
+    discover_checkpoints,
+    load_weights,
+    read_state_dict,
+)
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
-from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
+from ndt.errors import CheckpointError, NdtError
 from ndt.modelspec import ModelSpec
 from ndt.replay import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
-from ndt.store import Provenance, Results, read_results, write_results
+from ndt.run_table import RunTable
+from ndt.store import Provenance, Results
 
 
 @dataclass
@@ -37,6 +43,8 @@ class TrackReport:
         skipped: Steps already in the file, not recomputed.
         failures: (checkpoint file, reason) for checkpoints that could not be read.
         non_finite: (step, layer) pairs whose activations were not finite (NaN metrics).
+        changed: (step, checkpoint file) of checkpoints that changed on disk since they were
+            tracked (size, mtime and, when recorded, sha256), recomputed in this call.
         timings: Seconds spent in load, forward, metrics and write, summed over checkpoints
             ("metrics" includes decompositions that overlapped the next forward pass), and
             the run's "wall" time.
@@ -48,6 +56,7 @@ class TrackReport:
     skipped: list[int] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     non_finite: list[tuple[int, str]] = field(default_factory=list)
+    changed: list[tuple[int, str]] = field(default_factory=list)
     timings: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("load", "forward", "metrics", "write", "wall"), 0.0)
     )
@@ -74,27 +83,41 @@ def track(
     overwrite: bool = False,
     command: str = "",
     progress: ProgressCallback | None = None,
+    trust_code: bool = False,
+    wait: float = 0.0,
 ) -> TrackReport:
     """Replay every checkpoint in `ckpt_dir` on the probe and write the curves to `out`.
 
-    Checkpoints already in `out` are skipped unless `overwrite`; the file is rewritten
-    atomically after each checkpoint, so an interrupted run loses at most the one in flight.
-    A checkpoint that cannot be read is reported in `TrackReport.failures` and retried by
-    the next run; one whose tensors do not fit the model stops the run.
+    Checkpoints already in `out` are skipped unless `overwrite` or they changed on disk
+    since (then they are recomputed and listed in `TrackReport.changed`); the file is
+    rewritten atomically after each checkpoint, so an interrupted run loses at most the one
+    in flight. Each write holds the file's lock (`ndt.results_lock`) and first takes in what
+    other writers added meanwhile (their rows, a new ``/jumps``), so concurrent runs on one
+    file lose nothing. A checkpoint that cannot be read is reported in
+    `TrackReport.failures` and retried by the next run; one whose tensors do not fit the
+    model stops the run.
+
+    Args:
+        trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
+        wait: Seconds to wait for another writer of `out` before giving up.
 
     Raises:
         NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
             not fit the model, or options that differ from those recorded in `out`.
+        ResultsLockedError: if another process holds `out`'s lock for longer than `wait`.
     """
     metrics = _checked_metrics(metrics)
-    setup = prepare_run(ckpt_dir, model=model, probe=probe, layers=layers, device=device)
+    setup = prepare_run(
+        ckpt_dir, model=model, probe=probe, layers=layers, device=device, trust_code=trust_code
+    )
     checkpoints = discover_checkpoints(
         ckpt_dir, steps=steps, every=every, exclude=[setup.probe.path] if setup.probe.path else []
     )
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
     out = Path(out)
-    table = _RunTable.start(out, provenance, overwrite)
+    table = RunTable.start(out, provenance, overwrite, wait)
     report = TrackReport(path=out, results=table.results())
+    report.changed = table.forget_changed(checkpoints, Path(ckpt_dir))
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
     loop = _Loop(table, report, out, progress, len(todo))
@@ -108,19 +131,19 @@ def track(
         # Three stages overlap the forward pass: the next checkpoint is read, each layer's
         # output is folded into its Gram matrix while the model computes the next layer,
         # and the previous checkpoint's Gram matrices are decomposed.
-        reading = reader.submit(read_state_dict, todo[0], setup.device) if todo else None
+        reading = reader.submit(_read, todo[0], setup.device) if todo else None
         try:
             for index, checkpoint in enumerate(todo):
                 started = time.perf_counter()
                 name = _relative_name(checkpoint, ckpt_dir)
                 try:
-                    state = reading.result()
+                    state, digest = reading.result()
                 except CheckpointError as exc:
                     state = None
                     report.failures.append((name, str(exc)))
                 # Dropping the finished future lets `del state` below free the weights.
                 reading = (
-                    reader.submit(read_state_dict, todo[index + 1], setup.device)
+                    reader.submit(_read, todo[index + 1], setup.device)
                     if index + 1 < len(todo)
                     else None
                 )
@@ -143,13 +166,19 @@ def track(
                 # The last layers may still be folding: the solver waits for them, so the
                 # next checkpoint's forward pass starts now.
                 solving = solver.submit(_solve, folded, metrics, dormant_tau)
-                loop.pending = (checkpoint, name, solving)
+                loop.pending = (checkpoint, name, digest, solving)
         finally:
             # Keep the checkpoint whose decomposition is in flight, even when stopping early.
             loop.settle(quietly=True)
     report.results = table.results()
     report.timings["wall"] = time.perf_counter() - loop.started
     return report
+
+
+def _read(checkpoint: Checkpoint, device: torch.device) -> tuple[dict, str]:
+    """A checkpoint's tensors and, when it is small enough, its sha256 (read from the page
+    cache, which loading it just filled)."""
+    return read_state_dict(checkpoint, device), checkpoint_sha256(checkpoint)
 
 
 def _provenance(
@@ -195,7 +224,7 @@ class _Loop:
 
     def __init__(
         self,
-        table: _RunTable,
+        table: RunTable,
         report: TrackReport,
         out: Path,
         progress: ProgressCallback | None,
@@ -203,14 +232,14 @@ class _Loop:
     ) -> None:
         self.table, self.report, self.out = table, report, out
         self.progress, self.total, self.done = progress, total, 0
-        self.pending: tuple[Checkpoint, str, Future] | None = None
+        self.pending: tuple[Checkpoint, str, str, Future] | None = None
         self.started = time.perf_counter()
 
     def settle(self, quietly: bool = False) -> None:
         """Wait for the decomposition in flight, if any, and record its checkpoint."""
         if self.pending is None:
             return
-        checkpoint, name, future = self.pending
+        checkpoint, name, digest, future = self.pending
         self.pending = None
         try:
             values, broken, seconds = future.result()
@@ -220,7 +249,7 @@ class _Loop:
             raise
         self.report.timings["metrics"] += seconds
         self.report.non_finite += [(checkpoint.step, layer) for layer in broken]
-        self.table.add(checkpoint, name, values)
+        self.table.add(checkpoint, name, values, digest)
         self.report.computed.append(checkpoint.step)
         self.record(checkpoint)
 
@@ -228,7 +257,7 @@ class _Loop:
         """Write the file as it stands and report progress."""
         started = time.perf_counter()
         self.table.failures = self.report.failures
-        write_results(self.out, self.table.results())
+        self.table.write()
         self.report.timings["write"] += time.perf_counter() - started
         self.done += 1
         if self.progress is not None:
@@ -244,75 +273,3 @@ def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
 
 def _relative_name(checkpoint: Checkpoint, ckpt_dir: str | Path) -> str:
     return checkpoint.path.relative_to(Path(ckpt_dir)).as_posix()
-
-
-class _RunTable:
-    """The rows of a results file under construction: existing steps plus new ones."""
-
-    def __init__(self, provenance: Provenance, base: Results | None) -> None:
-        self.provenance = provenance
-        self.rows: dict[int, np.ndarray] = {}
-        self.files: dict[int, tuple[str, int, float]] = {}
-        self.failures: list[tuple[str, str]] = []
-        self.base = base
-        if base is not None:
-            stacked = np.stack([base.metrics[m] for m in provenance.metrics])
-            for index, step in enumerate(base.steps):
-                self.rows[int(step)] = stacked[:, index, :]
-            if base.checkpoints is not None:
-                for row in base.checkpoints.itertuples(index=False):
-                    self.files[int(row.step)] = (str(row.file), int(row.size), float(row.mtime))
-
-    @classmethod
-    def start(cls, out: Path, provenance: Provenance, overwrite: bool) -> _RunTable:
-        if overwrite or not out.exists():
-            return cls(provenance, None)
-        existing = read_results(out)
-        if existing.provenance is None:
-            raise ConfigMismatchError(
-                f"{out} holds results without provenance; use --overwrite or another --out"
-            )
-        recorded, wanted = existing.provenance.comparable(), provenance.comparable()
-        differing = [key for key in wanted if recorded.get(key) != wanted[key]]
-        if differing:
-            key = differing[0]
-            raise ConfigMismatchError(
-                f"{out} was made with {key}={recorded.get(key)!r}, not {wanted[key]!r}; "
-                "pass --overwrite to recompute, or --out another file"
-            )
-        return cls(provenance, existing)
-
-    def add(self, checkpoint: Checkpoint, name: str, values: np.ndarray) -> None:
-        self.rows[checkpoint.step] = values
-        self.files[checkpoint.step] = (name, checkpoint.size, checkpoint.mtime)
-
-    def results(self) -> Results:
-        steps = sorted(self.rows)
-        names = self.provenance.metrics
-        stacked = (
-            np.stack([self.rows[s] for s in steps], axis=1)
-            if steps
-            else np.empty((len(names), 0, len(self.provenance.layers)))
-        )
-        checkpoints = pd.DataFrame(
-            {
-                "step": np.asarray(steps, dtype=np.int64),
-                "file": [self.files[s][0] for s in steps],
-                "size": np.asarray([self.files[s][1] for s in steps], dtype=np.int64),
-                "mtime": np.asarray([self.files[s][2] for s in steps], dtype=np.float64),
-            }
-        )
-        failures = pd.DataFrame(self.failures, columns=["file", "error"]) if self.failures else None
-        base = self.base
-        return Results(
-            steps=np.asarray(steps, dtype=np.int64),
-            layers=list(self.provenance.layers),
-            metrics={m: stacked[i] for i, m in enumerate(names)},
-            checkpoints=checkpoints,
-            failures=failures,
-            provenance=self.provenance,
-            # Jumps found on earlier curves stay until `ndt jumps` runs again.
-            jumps=base.jumps if base is not None else None,
-            jump_settings=base.jump_settings if base is not None else {},
-            metadata=base.metadata if base is not None else {},
-        )

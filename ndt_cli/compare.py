@@ -61,6 +61,14 @@ def compare(
     ] = _D.max_rows,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int | None, typer.Option(help="Probe samples per forward pass.")] = None,
+    trust_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-code",
+            help="Build the model whose factory the results file names even if you never "
+            "trusted it (see `ndt trust`).",
+        ),
+    ] = False,
 ) -> None:
     """Compare every layer before and after a transition: metrics, neurons, PCA, clusters, CKA.
 
@@ -90,6 +98,7 @@ def compare(
         seed=seed,
         max_rows=max_rows,
         save_activations=save_activations,
+        trust_code=trust_code,
     )
     # Files first: a closed stdout (`| head`) must not cost the report.
     for label, written in (

@@ -76,6 +76,9 @@ def jumps(
         bool, _Opt("--all", help="Show curve jumps that are not significant too.")
     ] = False,
     no_write: Annotated[bool, _Opt("--no-write", help="Do not store /jumps in the file.")] = False,
+    wait: Annotated[
+        float, _Opt(min=0, help="Seconds to wait for another ndt process writing the file.")
+    ] = 0.0,
 ) -> None:
     """Find the transitions of a run: where its curves changed, and how far to trust it.
 
@@ -110,7 +113,7 @@ def jumps(
     for name, kind, count in report.short_curves:
         err.print(f"Warning: {name} {kind} has {count} finite points, too few to test; skipped.")
     if not no_write:
-        write_jumps(results_path, report.table, report.settings(), report.transitions)
+        write_jumps(results_path, report.table, report.settings(), report.transitions, wait=wait)
     shown = report.table if show_all else report.table[report.table["significant"]]
     if csv is not None:
         shown[list(_JSON_KEYS)].to_csv(csv, index=False)

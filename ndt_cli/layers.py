@@ -34,6 +34,14 @@ def layers(
         bool, typer.Option("--all", help="List every module, not only tracked ones.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the listing as JSON.")] = False,
+    trust_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-code",
+            help="Run the model factory that ndt.toml names even if you never trusted it "
+            "(see `ndt trust`).",
+        ),
+    ] = False,
 ) -> None:
     """List the layers `ndt track` would analyse, and check that a checkpoint loads.
 
@@ -46,7 +54,9 @@ def layers(
     See docs/commands/layers.md.
     """
     spec = model_spec(model, model_kwargs)
-    listing = list_layers(spec, ckpt_dir=ckpt_dir, checkpoint=ckpt, patterns=layer_patterns)
+    listing = list_layers(
+        spec, ckpt_dir=ckpt_dir, checkpoint=ckpt, patterns=layer_patterns, trust_code=trust_code
+    )
     shown = [info for info in listing.layers if show_all or info.tracked]
     if as_json:
         print_json(

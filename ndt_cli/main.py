@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("ndt_cli.probe", "probe"),
     "export": ("ndt_cli.export", "export"),
     "summary": ("ndt_cli.summary", "summary"),
+    "trust": ("ndt_cli.trust", "trust"),
     "validate-detector": ("ndt_cli.jumps", "validate_detector_command"),
 }
 

@@ -17,6 +17,7 @@ from ndt.core.estimators import DEFAULT_METRICS
 from ndt.modelspec import model_spec
 from ndt.tracking import TrackReport
 from ndt.tracking import track as run_track
+from ndt.trust import remember_model
 from ndt_cli._output import err, fmt, out, print_json
 
 
@@ -89,6 +90,20 @@ def track(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
     ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds to wait for another ndt process writing the results file."
+        ),
+    ] = 0.0,
+    trust_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-code",
+            help="Run the model factory that ndt.toml names even if you never trusted it "
+            "(see `ndt trust`).",
+        ),
+    ] = False,
 ) -> None:
     """Replay checkpoints on a fixed probe and record each layer's dimensionality per step.
 
@@ -102,6 +117,8 @@ def track(
     See docs/commands/track.md.
     """
     spec = model_spec(model, model_kwargs)
+    if spec is not None:
+        remember_model(spec)  # typed: the user's consent, which `ndt compare` may need later
     return_large_blocks_to_os()  # flat peak memory over many checkpoints (ndt/allocator.py)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -122,6 +139,7 @@ def track(
             batch_size=batch_size, device=device,
             steps=parse_step_range(steps) if steps else None, every=every,
             overwrite=overwrite, command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
+            trust_code=trust_code, wait=wait,
         )  # fmt: skip
     if as_json:
         print_json(_summary(report))
@@ -195,6 +213,12 @@ def _render(report: TrackReport, profile: bool) -> None:
 
 
 def _warn(report: TrackReport) -> None:
+    for step, file in report.changed:
+        err.print(
+            f"Note: {file} changed since it was tracked; step {step} was computed again.",
+            soft_wrap=True,
+            markup=False,
+        )
     for file, error in report.failures:
         err.print(
             f"Error: skipped {file}: {error} (the next run retries it)",

@@ -2,12 +2,57 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def private_trust_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """Every test gets its own, empty trust file: no test reads or writes the user's."""
+    path = tmp_path_factory.mktemp("trust") / "trusted.json"
+    monkeypatch.setenv("NDT_TRUST_FILE", str(path))
+    return path
+
+
+_HOLD_LOCK = """
+import sys
+from ndt.results_lock import results_lock
+with results_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes stdin
+"""
+
+
+@pytest.fixture
+def hold_lock() -> Iterator[Callable[[Path], subprocess.Popen]]:
+    """Start a separate process that holds a results file's write lock until its stdin is
+    closed (or the test ends)."""
+    started: list[subprocess.Popen] = []
+
+    def start(path: Path) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": str(FIXTURES.parent)}
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_LOCK, str(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        started.append(holder)
+        assert holder.stdout.readline().strip() == "held"
+        return holder
+
+    yield start
+    for holder in started:
+        if not holder.stdin.closed:
+            holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()
 
 
 @pytest.fixture

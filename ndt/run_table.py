@@ -1,0 +1,180 @@
+"""The rows of a results file that `ndt track` is writing: the steps already there, the
+ones this run computes, and what other writers add meanwhile.
+
+Each `RunTable.write` holds the file's lock (`ndt.results_lock`) and, if the file changed
+since this run last wrote it, first takes in the other writers' rows (all but this run's
+own) and their ``/jumps`` and metadata, so that concurrent writers lose nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ndt.checkpoints import Checkpoint, checkpoint_sha256
+from ndt.errors import ConfigMismatchError
+from ndt.results_lock import results_lock
+from ndt.store import Provenance, Results, read_results, write_results
+
+
+class RunTable:
+    """The rows of a results file under construction: existing steps plus new ones.
+
+    Args:
+        out: The results file.
+        provenance: This run's provenance; rows of other writers must share it.
+        base: The file's contents when the run starts, or None for a new file.
+        wait: Seconds to wait for another writer's lock.
+    """
+
+    def __init__(
+        self, out: Path, provenance: Provenance, base: Results | None, wait: float
+    ) -> None:
+        self.out, self.provenance, self.wait = out, provenance, wait
+        self.rows: dict[int, np.ndarray] = {}
+        self.files: dict[int, tuple[str, int, float, str]] = {}
+        self.failures: list[tuple[str, str]] = []
+        self.own: set[int] = set()  # steps computed by this run
+        self.base: Results | None = None
+        # The file as this run last saw it (None: absent); what differs was written by others.
+        self.seen: tuple[int, ...] | None = None
+        self.replace_next = False  # --overwrite: the first write ignores what is there
+        if base is not None:
+            self._adopt(base)
+
+    @classmethod
+    def start(cls, out: Path, provenance: Provenance, overwrite: bool, wait: float) -> RunTable:
+        """The table of a run on `out`: empty for `overwrite` or a new file, else its rows.
+
+        Raises:
+            ConfigMismatchError: if `out` was made with other options.
+        """
+        with results_lock(out, wait):
+            if overwrite or not out.exists():
+                table = cls(out, provenance, None, wait)
+                table.replace_next = overwrite
+                return table
+            existing = read_results(out)
+            _check_comparable(out, existing, provenance)
+            table = cls(out, provenance, existing, wait)
+            table.seen = _signature(out)
+            return table
+
+    def _adopt(self, base: Results) -> None:
+        """Take `base`'s rows (except this run's own) and its jumps and metadata."""
+        stacked = np.stack([base.metrics[m] for m in self.provenance.metrics])
+        recorded: dict[int, tuple[str, int, float, str]] = {}
+        if base.checkpoints is not None:
+            table = base.checkpoints
+            digests = table["sha256"] if "sha256" in table.columns else [""] * len(table)
+            for step, file, size, mtime, digest in zip(
+                table["step"], table["file"], table["size"], table["mtime"], digests, strict=True
+            ):
+                recorded[int(step)] = (str(file), int(size), float(mtime), str(digest))
+        self.rows = {s: v for s, v in self.rows.items() if s in self.own}
+        for index, step in enumerate(int(s) for s in base.steps):
+            if step not in self.own:
+                self.rows[step] = stacked[:, index, :]
+                if step in recorded:
+                    self.files[step] = recorded[step]
+        self.base = base
+
+    def forget_changed(
+        self, checkpoints: Sequence[Checkpoint], ckpt_dir: Path
+    ) -> list[tuple[int, str]]:
+        """Drop the rows of checkpoints whose size or mtime differ from those recorded
+        (unless a recorded sha256 still matches), so that they are computed again."""
+        changed = []
+        for checkpoint in checkpoints:
+            recorded = self.files.get(checkpoint.step)
+            if checkpoint.step not in self.rows or recorded is None:
+                continue
+            _, size, mtime, digest = recorded
+            if (size, mtime) == (checkpoint.size, checkpoint.mtime):
+                continue
+            if digest and checkpoint_sha256(checkpoint) == digest:
+                continue  # copied or touched: the same bytes
+            del self.rows[checkpoint.step]
+            changed.append((checkpoint.step, checkpoint.path.relative_to(ckpt_dir).as_posix()))
+        return changed
+
+    def add(self, checkpoint: Checkpoint, name: str, values: np.ndarray, digest: str) -> None:
+        """Record this run's metrics of `checkpoint`, shape (n_metrics, n_layers)."""
+        self.rows[checkpoint.step] = values
+        self.files[checkpoint.step] = (name, checkpoint.size, checkpoint.mtime, digest)
+        self.own.add(checkpoint.step)
+
+    def write(self) -> None:
+        """Write the file under its lock, after taking in what other writers added."""
+        with results_lock(self.out, self.wait):
+            current = _signature(self.out)
+            if not self.replace_next and current is not None and current != self.seen:
+                existing = read_results(self.out)
+                _check_comparable(self.out, existing, self.provenance, meanwhile=True)
+                self._adopt(existing)
+            write_results(self.out, self.results())
+            self.seen, self.replace_next = _signature(self.out), False
+
+    def results(self) -> Results:
+        """The table as a `Results`, steps in increasing order."""
+        steps = sorted(self.rows)
+        names = self.provenance.metrics
+        stacked = (
+            np.stack([self.rows[s] for s in steps], axis=1)
+            if steps
+            else np.empty((len(names), 0, len(self.provenance.layers)))
+        )
+        files = [self.files.get(s, ("", 0, float("nan"), "")) for s in steps]
+        checkpoints = pd.DataFrame(
+            {
+                "step": np.asarray(steps, dtype=np.int64),
+                "file": [f[0] for f in files],
+                "size": np.asarray([f[1] for f in files], dtype=np.int64),
+                "mtime": np.asarray([f[2] for f in files], dtype=np.float64),
+                "sha256": [f[3] for f in files],
+            }
+        )
+        failures = pd.DataFrame(self.failures, columns=["file", "error"]) if self.failures else None
+        base = self.base
+        return Results(
+            steps=np.asarray(steps, dtype=np.int64),
+            layers=list(self.provenance.layers),
+            metrics={m: stacked[i] for i, m in enumerate(names)},
+            checkpoints=checkpoints,
+            failures=failures,
+            provenance=self.provenance,
+            # Jumps found on earlier curves stay until `ndt jumps` runs again.
+            jumps=base.jumps if base is not None else None,
+            jump_settings=base.jump_settings if base is not None else {},
+            metadata=base.metadata if base is not None else {},
+        )
+
+
+def _signature(path: Path) -> tuple[int, ...] | None:
+    """What tells one version of the file from another (each write is a new inode)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _check_comparable(
+    out: Path, existing: Results, provenance: Provenance, meanwhile: bool = False
+) -> None:
+    when = " by another process during this run" if meanwhile else ""
+    if existing.provenance is None:
+        raise ConfigMismatchError(
+            f"{out} holds results without provenance{when}; use --overwrite or another --out"
+        )
+    recorded, wanted = existing.provenance.comparable(), provenance.comparable()
+    differing = [key for key in wanted if recorded.get(key) != wanted[key]]
+    if differing:
+        key = differing[0]
+        raise ConfigMismatchError(
+            f"{out} was made{when} with {key}={recorded.get(key)!r}, not {wanted[key]!r}; "
+            "pass --overwrite to recompute, or --out another file"
+        )
