@@ -254,7 +254,30 @@ def load_weights(model: nn.Module, state: dict, checkpoint_name: str) -> None:
         raise WeightsMismatchError(
             f"{checkpoint_name} does not fit the model: {'; '.join(problems)}"
         )
+    refuse_integer_weights(model, state, checkpoint_name)
     model.load_state_dict(state, strict=True)
+
+
+def refuse_integer_weights(model: nn.Module, state: Mapping, checkpoint_name: str) -> None:
+    """Refuse integer tensors given for a float model's weights (a quantized or corrupt
+    save), which loading would otherwise cast silently.
+
+    Raises:
+        WeightsMismatchError: naming the first such tensors.
+    """
+    floats = {k for k, v in model.state_dict().items() if v.is_floating_point()}
+    integers = [
+        f"{k} ({str(v.dtype).removeprefix('torch.')})"
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+        and not v.is_floating_point()
+        and (k in floats or k.endswith((".weight", ".bias")))
+    ]
+    if integers:
+        raise WeightsMismatchError(
+            f"{checkpoint_name} holds integer weights for a float model: {_first(integers)}; "
+            "ndt replays float checkpoints only"
+        )
 
 
 def save_checkpoint(

@@ -247,6 +247,7 @@ def compare_run(
         probe=probe_path,
         layers=list(layers or provenance.layers) or None,
         device=device,
+        dtype=provenance.dtype or "float32",
     )
     captured = {}
     for checkpoint in chosen:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ndt.architectures import detect_architecture, select_layers
-from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
+from ndt.checkpoints import Checkpoint, read_state_dict
 from ndt.errors import ModelSpecError
 from ndt.modelspec import ModelSpec, build_model, read_manifest
+from ndt.replay import apply_weights, run_model_spec
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def list_layers(
     """Build the model, load `checkpoint` into it if given, and list its modules.
 
     Args:
-        spec: The model; None reads it from ``ckpt_dir/ndt.toml``.
+        spec: The model; None reads it from ``ckpt_dir/ndt.toml``, or takes ``hf`` when
+            `ckpt_dir` holds a transformers config.json.
         ckpt_dir: Folder whose manifest names the model (and default layer patterns).
         checkpoint: A checkpoint file to load strictly, to check that it fits.
         patterns: ``--layers`` globs; None uses the architecture's default selection.
@@ -52,13 +54,16 @@ def list_layers(
         ModelSpecError: if no model is given or found; CheckpointError if it does not load.
     """
     manifest = read_manifest(ckpt_dir) if ckpt_dir is not None else None
-    spec = spec or (manifest.model if manifest else None)
+    if ckpt_dir is not None:
+        spec = run_model_spec(ckpt_dir, spec)
     if spec is None:
-        raise ModelSpecError("no model: pass --model, or a checkpoint folder with an ndt.toml")
-    model = build_model(spec)
+        raise ModelSpecError(
+            "no model: pass --model, or a checkpoint folder with an ndt.toml or a config.json"
+        )
+    model = build_model(spec, ckpt_dir or (Path(checkpoint).parent if checkpoint else None))
     if checkpoint is not None:
         path = Path(checkpoint)
-        load_weights(model, read_state_dict(Checkpoint(0, path, (path,))), path.name)
+        apply_weights(model, read_state_dict(Checkpoint(0, path, (path,))), path.name)
     chosen = set(
         select_layers(model, list(patterns or (manifest.layers if manifest else ())) or None)
     )

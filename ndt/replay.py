@@ -25,7 +25,8 @@ from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.core.hooks import forward_hooks, resolve_modules
 from ndt.core.spectrum import Spectrum, SpectrumAccumulator
 from ndt.errors import ModelSpecError, NdtError, ProbeError, describe
-from ndt.modelspec import ModelSpec, build_model, read_manifest
+from ndt.hf import find_config, is_hf_model, load_hf_weights
+from ndt.modelspec import HF_TARGET, ModelSpec, build_model, read_manifest
 from ndt.probe import Probe, load_probe
 
 
@@ -39,6 +40,7 @@ class RunSetup:
         probe: The fixed probe batch.
         layers: Qualified names of the layers to analyse, in model order.
         device: Where the forward passes run.
+        dtype: The dtype of the forward passes (weights and float inputs are cast to it).
     """
 
     model: nn.Module
@@ -46,6 +48,38 @@ class RunSetup:
     probe: Probe
     layers: list[str]
     device: torch.device
+    dtype: str = "float32"
+
+
+#: ``--dtype`` values: the precision of the forward passes, whatever the checkpoints' dtype.
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype of a ``--dtype`` value.
+
+    Raises:
+        NdtError: for a name not in `DTYPES`.
+    """
+    if dtype not in DTYPES:
+        raise NdtError(f"--dtype '{dtype}' is not one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def run_model_spec(ckpt_dir: str | Path, model: ModelSpec | None = None) -> ModelSpec | None:
+    """The model of a run: `model` if given, else its ndt.toml's, else ``hf`` when the
+    folder (or a checkpoint folder in it) holds a transformers config.json; else None."""
+    if model is not None:
+        return model
+    manifest = read_manifest(ckpt_dir)
+    if manifest is not None and manifest.model is not None:
+        return manifest.model
+    return ModelSpec(HF_TARGET) if find_config(ckpt_dir) is not None else None
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -77,19 +111,25 @@ def prepare_run(
     probe: str | Path | None = None,
     layers: Sequence[str] | None = None,
     device: str | torch.device = "auto",
+    dtype: str = "float32",
 ) -> RunSetup:
-    """Build the model and read the probe, from arguments or else the folder's ndt.toml.
+    """Build the model and read the probe, from arguments or else the folder's ndt.toml
+    (or, for the model, its transformers config.json; see `run_model_spec`).
+
+    Args:
+        dtype: Precision of the forward passes (a key of `DTYPES`).
 
     Raises:
         ModelSpecError, ProbeError: when neither the arguments nor the manifest say what to
             use, or what they name cannot be built or read.
     """
+    torch_dtype = resolve_dtype(dtype)
     manifest = read_manifest(ckpt_dir)
-    spec = model or (manifest.model if manifest else None)
+    spec = run_model_spec(ckpt_dir, model)
     if spec is None:
         raise ModelSpecError(
-            f"no model for {ckpt_dir}: pass --model (a zoo name, package.module:factory or "
-            "file.py:factory) or write an ndt.toml there"
+            f"no model for {ckpt_dir}: pass --model (a zoo name, hf, package.module:factory or "
+            "file.py:factory), write an ndt.toml there, or point at a folder with a config.json"
         )
     probe_path = probe or (manifest.probe if manifest else None)
     if probe_path is None:
@@ -98,23 +138,38 @@ def prepare_run(
             "one in its ndt.toml"
         )
     target = device if isinstance(device, torch.device) else resolve_device(device)
-    built = build_model(spec).to(target).eval()
+    built = build_model(spec, ckpt_dir).to(target, torch_dtype).eval()
     patterns = list(layers or (manifest.layers if manifest else ()))
     names = select_layers(built, patterns or None)
-    return RunSetup(built, spec, load_probe(probe_path), names, target)
+    return RunSetup(built, spec, load_probe(probe_path), names, target, dtype)
+
+
+def apply_weights(model: nn.Module, state: dict[str, torch.Tensor], checkpoint_name: str) -> None:
+    """Load a checkpoint's tensors into `model` strictly, cast to the model's dtype: through
+    transformers' loading rules for a transformers model (`ndt.hf.load_hf_weights`), else
+    `ndt.checkpoints.load_weights`."""
+    if is_hf_model(model):
+        load_hf_weights(model, state, checkpoint_name)
+    else:
+        load_weights(model, state, checkpoint_name)
 
 
 def load_checkpoint(model: nn.Module, checkpoint: Checkpoint, device: torch.device) -> None:
-    """Load a checkpoint's weights into `model` strictly (see `ndt.checkpoints.load_weights`)."""
-    load_weights(model, read_state_dict(checkpoint, device), checkpoint.name)
+    """Load a checkpoint's weights into `model` strictly (see `apply_weights`)."""
+    apply_weights(model, read_state_dict(checkpoint, device), checkpoint.name)
 
 
 def _run_probe(model: nn.Module, probe: Probe, batch_size: int | None, device: torch.device) -> int:
     """Forward every probe chunk in eval mode without autograd; return the chunk count."""
     model.eval()
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     n_chunks = 0
     with torch.inference_mode():
         for inputs, extras in probe.chunks(batch_size, device):
+            if dtype is not None:
+                # Float inputs follow the forward dtype; token ids and masks stay integers.
+                inputs = inputs.to(dtype) if inputs.is_floating_point() else inputs
+                extras = {k: v.to(dtype) if v.is_floating_point() else v for k, v in extras.items()}
             try:
                 model(inputs, **extras)
             except NdtError:

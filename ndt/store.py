@@ -70,6 +70,7 @@ class Provenance:
     ndt_version: str = __version__
     torch_version: str = ""
     device: str = ""
+    dtype: str = "float32"
     command: str = ""
 
     def comparable(self) -> dict[str, object]:
@@ -82,6 +83,7 @@ class Provenance:
             "dormant_tau": self.dormant_tau,
             "metrics": tuple(self.metrics),
             "layers": tuple(self.layers),
+            "dtype": self.dtype,
         }
 
 

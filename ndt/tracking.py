@@ -18,11 +18,11 @@ import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
-from ndt.checkpoints import Checkpoint, discover_checkpoints, load_weights, read_state_dict
+from ndt.checkpoints import Checkpoint, discover_checkpoints, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
 from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
 from ndt.modelspec import ModelSpec
-from ndt.replay import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
+from ndt.replay import FoldedSpectra, Folder, RunSetup, apply_weights, fold_probe, prepare_run
 from ndt.store import Provenance, Results, read_results, write_results
 
 
@@ -69,6 +69,7 @@ def track(
     dormant_tau: float = 0.0,
     batch_size: int | None = None,
     device: str = "auto",
+    dtype: str = "float32",
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
     overwrite: bool = False,
@@ -79,7 +80,8 @@ def track(
 
     Checkpoints already in `out` are skipped unless `overwrite`; the file is rewritten
     atomically after each checkpoint, so an interrupted run loses at most the one in flight.
-    A checkpoint that cannot be read is reported in `TrackReport.failures` and retried by
+    The forward passes run in `dtype` (float32 by default, whatever the checkpoints'
+    dtype). A checkpoint that cannot be read is reported in `TrackReport.failures` and retried by
     the next run; one whose tensors do not fit the model stops the run.
 
     Raises:
@@ -87,7 +89,9 @@ def track(
             not fit the model, or options that differ from those recorded in `out`.
     """
     metrics = _checked_metrics(metrics)
-    setup = prepare_run(ckpt_dir, model=model, probe=probe, layers=layers, device=device)
+    setup = prepare_run(
+        ckpt_dir, model=model, probe=probe, layers=layers, device=device, dtype=dtype
+    )
     checkpoints = discover_checkpoints(
         ckpt_dir, steps=steps, every=every, exclude=[setup.probe.path] if setup.probe.path else []
     )
@@ -128,7 +132,7 @@ def track(
                     loop.settle()
                     loop.record(checkpoint)
                     continue
-                load_weights(setup.model, state, name)
+                apply_weights(setup.model, state, name)
                 del state
                 report.timings["load"] += time.perf_counter() - started
                 started = time.perf_counter()
@@ -172,6 +176,7 @@ def _provenance(
         layers=tuple(setup.layers),
         torch_version=str(torch.__version__),
         device=str(setup.device),
+        dtype=setup.dtype,
         command=command,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,9 +16,12 @@ from ndt.allocator import return_large_blocks_to_os
 from ndt.checkpoints import parse_step_range
 from ndt.core.estimators import DEFAULT_METRICS
 from ndt.modelspec import model_spec
+from ndt.replay import DTYPES
 from ndt.tracking import TrackReport
 from ndt.tracking import track as run_track
 from ndt_cli._output import err, fmt, out, print_json
+
+DType = Enum("DType", {name: name for name in DTYPES}, type=str)
 
 
 def track(
@@ -27,8 +31,9 @@ def track(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Zoo name (mlp, cnn, transformer, vit), pkg.module:factory or "
-            "file.py:factory. Default: from ndt.toml."
+            help="Zoo name (mlp, cnn, transformer, vit), hf, pkg.module:factory or "
+            "file.py:factory. Default: from ndt.toml, else hf when the folder holds a "
+            "transformers config.json."
         ),
     ] = None,
     model_kwargs: Annotated[
@@ -64,6 +69,10 @@ def track(
         int | None, typer.Option(help="Probe samples per forward pass (default: all).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    dtype: Annotated[
+        DType,
+        typer.Option(help="Precision of the forward passes, whatever the checkpoints' dtype."),
+    ] = DType.float32,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -119,7 +128,7 @@ def track(
         report = run_track(
             ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
             metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
-            batch_size=batch_size, device=device,
+            batch_size=batch_size, device=device, dtype=dtype.value,
             steps=parse_step_range(steps) if steps else None, every=every,
             overwrite=overwrite, command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
         )  # fmt: skip

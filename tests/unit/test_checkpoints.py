@@ -141,6 +141,19 @@ def test_mismatch_names_checkpoint_and_keys():
         load_weights(model, state, "step_1")
 
 
+def test_integer_weights_for_a_float_model_are_refused():
+    model = mlp(4, (3,), 2)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["fc1.weight"] = torch.ones(3, 4, dtype=torch.int8)
+    with pytest.raises(WeightsMismatchError, match=r"step_1 holds integer weights .*fc1.weight"):
+        load_weights(model, state, "step_1")
+    # bf16 weights are floats: loaded, upcast exactly to the model's float32.
+    state["fc1.weight"] = torch.full((3, 4), 0.15625, dtype=torch.bfloat16)
+    load_weights(model, state, "step_1")
+    assert model.fc1.weight.dtype == torch.float32
+    assert torch.equal(model.fc1.weight, torch.full((3, 4), 0.15625))
+
+
 def test_parse_step_range():
     assert parse_step_range("1000:5000") == (1000, 5000)
     assert parse_step_range(":5000") == (None, 5000)
