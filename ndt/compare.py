@@ -161,9 +161,13 @@ def locate_checkpoint(directory: Path, step: int, recorded: str | None, probe: P
             f"checkpoint folder {directory} recorded by `ndt track` does not exist; {hint}"
         )
     try:
-        found = discover_checkpoints(directory, steps=(step, step), exclude=[probe])
+        every = discover_checkpoints(directory, exclude=[probe], notes=[])
     except CheckpointError:
-        found = []
+        every = []
+    # The file `track` recorded for the step first: its step may have been mapped
+    # (--step-scale) when `track` ran.
+    found = [c for c in every if recorded and c.path == directory / recorded]
+    found = found or [c for c in every if c.step == step]
     if not found:
         raise CheckpointError(f"no checkpoint for step {step} at {where}; {hint}")
     return found[0]

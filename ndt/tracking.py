@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from ndt.checkpoints import Checkpoint, discover_checkpoints, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
 from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
-from ndt.modelspec import ModelSpec
+from ndt.modelspec import ModelSpec, read_manifest
 from ndt.replay import FoldedSpectra, Folder, RunSetup, apply_weights, fold_probe, prepare_run
 from ndt.store import Provenance, Results, read_results, write_results
 
@@ -40,6 +40,7 @@ class TrackReport:
         timings: Seconds spent in load, forward, metrics and write, summed over checkpoints
             ("metrics" includes decompositions that overlapped the next forward pass), and
             the run's "wall" time.
+        notes: Files skipped while discovering checkpoints, and warnings about their steps.
     """
 
     path: Path
@@ -51,6 +52,41 @@ class TrackReport:
     timings: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("load", "forward", "metrics", "write", "wall"), 0.0)
     )
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckpointPlan:
+    """The checkpoints `track` would replay, and notes on skipped files and steps."""
+
+    checkpoints: list[Checkpoint]
+    notes: list[str]
+
+
+def plan_checkpoints(
+    ckpt_dir: str | Path,
+    *,
+    probe: str | Path | None = None,
+    steps: tuple[int | None, int | None] | None = None,
+    every: int = 1,
+    step_scale: int | None = None,
+) -> CheckpointPlan:
+    """The checkpoints of a run in step order, without building the model (``--dry-run``).
+
+    The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint.
+
+    Raises:
+        CheckpointError: see `ndt.checkpoints.discover_checkpoints`.
+    """
+    if probe is None:
+        manifest = read_manifest(ckpt_dir)
+        probe = manifest.probe if manifest is not None else None
+    notes: list[str] = []
+    found = discover_checkpoints(
+        ckpt_dir, steps=steps, every=every, exclude=[probe] if probe else [],
+        step_scale=step_scale, notes=notes,
+    )  # fmt: skip
+    return CheckpointPlan(found, notes)
 
 
 ProgressCallback = Callable[[int, int, int], None]
@@ -72,6 +108,7 @@ def track(
     dtype: str = "float32",
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
+    step_scale: int | None = None,
     overwrite: bool = False,
     command: str = "",
     progress: ProgressCallback | None = None,
@@ -92,13 +129,14 @@ def track(
     setup = prepare_run(
         ckpt_dir, model=model, probe=probe, layers=layers, device=device, dtype=dtype
     )
-    checkpoints = discover_checkpoints(
-        ckpt_dir, steps=steps, every=every, exclude=[setup.probe.path] if setup.probe.path else []
+    plan = plan_checkpoints(
+        ckpt_dir, probe=setup.probe.path, steps=steps, every=every, step_scale=step_scale
     )
+    checkpoints = plan.checkpoints
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
     out = Path(out)
     table = _RunTable.start(out, provenance, overwrite)
-    report = TrackReport(path=out, results=table.results())
+    report = TrackReport(path=out, results=table.results(), notes=plan.notes)
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
     loop = _Loop(table, report, out, progress, len(todo))
