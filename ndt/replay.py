@@ -23,6 +23,13 @@ from torch import nn
 from ndt.architectures import select_layers
 from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.core.hooks import forward_hooks, resolve_modules
+from ndt.core.rows import (
+    MASK_KEY,
+    TokenRule,
+    channels_first_layers,
+    parse_tokens,
+    sequence_rows,
+)
 from ndt.core.spectrum import Spectrum, SpectrumAccumulator
 from ndt.errors import ModelSpecError, NdtError, ProbeError, describe
 from ndt.hf import find_config, is_hf_model, load_hf_weights
@@ -159,13 +166,47 @@ def load_checkpoint(model: nn.Module, checkpoint: Checkpoint, device: torch.devi
     apply_weights(model, read_state_dict(checkpoint, device), checkpoint.name)
 
 
-def _run_probe(model: nn.Module, probe: Probe, batch_size: int | None, device: torch.device) -> int:
-    """Forward every probe chunk in eval mode without autograd; return the chunk count."""
+class _Rows:
+    """The rows rule (`ndt.core.rows`) applied in the hooks, knowing the chunk in flight."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], tokens: TokenRule | str) -> None:
+        self.rule = parse_tokens(tokens) if isinstance(tokens, str) else tokens
+        self.channels_first = channels_first_layers(model, layers)
+        self.mask: torch.Tensor | None = None
+        self.start = 0
+
+    def chunk(self, start: int, extras: dict[str, torch.Tensor]) -> None:
+        """Called before each chunk's forward pass."""
+        self.start, self.mask = start, extras.get(MASK_KEY)
+
+    def apply(self, name: str, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The output as is, or, for a sequence to pool or unpad, its (n_rows, D) rows and
+        each row's probe sample."""
+        if output.ndim != 3 or name in self.channels_first:
+            return output, None
+        if not self.rule.pooled and self.mask is None:
+            return output, None
+        rows, samples = sequence_rows(output, self.mask, self.rule)
+        return rows, samples + self.start
+
+
+def _run_probe(
+    model: nn.Module,
+    probe: Probe,
+    batch_size: int | None,
+    device: torch.device,
+    on_chunk: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+) -> int:
+    """Forward every probe chunk in eval mode without autograd; return the chunk count.
+    `on_chunk(first sample, extras)` is called before each forward pass."""
     model.eval()
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-    n_chunks = 0
+    n_chunks, start = 0, 0
     with torch.inference_mode():
         for inputs, extras in probe.chunks(batch_size, device):
+            if on_chunk is not None:
+                on_chunk(start, extras)
+            start += int(inputs.shape[0])
             if dtype is not None:
                 # Float inputs follow the forward dtype; token ids and masks stay integers.
                 inputs = inputs.to(dtype) if inputs.is_floating_point() else inputs
@@ -271,6 +312,7 @@ def fold_probe(
     device: torch.device | str = "cpu",
     timings: dict[str, float] | None = None,
     folder: Folder | None = None,
+    tokens: TokenRule | str = "all",
 ) -> FoldedSpectra:
     """Run the probe forward and fold each layer's output into its accumulator.
 
@@ -285,14 +327,16 @@ def fold_probe(
             itself.
         timings: If given, the seconds the forward pass spent on folding (or handing
             outputs to the folder) go to its "gram" key.
+        tokens: Rows of sequence outputs (``--tokens``; see `ndt.core.rows`).
     """
     modules = resolve_modules(model, layers)
+    rows = _Rows(model, layers, tokens)
     folded = FoldedSpectra(
         {
             name: SpectrumAccumulator(
-                probe.n_samples, center=center, token_axis=not isinstance(module, nn.Conv1d)
+                probe.n_samples, center=center, token_axis=name not in rows.channels_first
             )
-            for name, module in modules.items()
+            for name in modules
         }
     )
     calls: Counter = Counter()
@@ -307,6 +351,7 @@ def fold_probe(
         nonlocal spent
         started = time.perf_counter()
         calls[name] += 1
+        output = rows.apply(name, output)[0]
         if folder is None:
             folded.accumulators[name].update(output)
         else:
@@ -315,7 +360,7 @@ def fold_probe(
 
     with forward_hooks(modules, fold):
         try:
-            n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
+            n_chunks = _run_probe(model, probe, batch_size, torch.device(device), rows.chunk)
         except BaseException:
             wait(folded.pending)  # no job may outlive a failed call
             raise
@@ -335,10 +380,11 @@ def layer_spectra(
     center: bool = True,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
+    tokens: TokenRule | str = "all",
 ) -> dict[str, Spectrum]:
     """One spectrum per layer for the model's current weights, streaming over probe chunks."""
     return fold_probe(
-        model, probe, layers, center=center, batch_size=batch_size, device=device
+        model, probe, layers, center=center, batch_size=batch_size, device=device, tokens=tokens
     ).spectra()
 
 
@@ -349,18 +395,32 @@ def capture_activations(
     *,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
+    tokens: TokenRule | str = "all",
+    row_samples: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Full outputs of the selected layers on the whole probe, shape (n_samples, ...),
-    float32 on the CPU. Memory grows with the probe: use `layer_spectra` for metrics."""
+    float32 on the CPU. Memory grows with the probe: use `layer_spectra` for metrics.
+
+    A sequence layer pooled by `tokens`, or unpadded by the probe's attention_mask, gives
+    its rows instead, (n_rows, D) (see `ndt.core.rows`); `row_samples`, if given, then
+    receives each row's probe sample under the layer's name.
+    """
     modules = resolve_modules(model, layers)
+    rows = _Rows(model, layers, tokens)
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    samples: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     calls: Counter = Counter()
 
     def keep(name: str, output: torch.Tensor) -> None:
         calls[name] += 1
+        output, which = rows.apply(name, output)
         chunks[name].append(output.to("cpu", torch.float32))
+        if which is not None:
+            samples[name].append(which.cpu())
 
     with forward_hooks(modules, keep):
-        n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
+        n_chunks = _run_probe(model, probe, batch_size, torch.device(device), rows.chunk)
     _check_calls(calls, layers, n_chunks)
+    if row_samples is not None:
+        row_samples.update({name: torch.cat(found) for name, found in samples.items() if found})
     return {name: torch.cat(chunks[name]) for name in layers}

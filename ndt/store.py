@@ -71,6 +71,7 @@ class Provenance:
     torch_version: str = ""
     device: str = ""
     dtype: str = "float32"
+    tokens: str = "all"
     command: str = ""
 
     def comparable(self) -> dict[str, object]:
@@ -84,6 +85,7 @@ class Provenance:
             "metrics": tuple(self.metrics),
             "layers": tuple(self.layers),
             "dtype": self.dtype,
+            "tokens": self.tokens,
         }
 
 

@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from ndt.checkpoints import Checkpoint, discover_checkpoints, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
+from ndt.core.rows import parse_tokens
 from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
 from ndt.modelspec import ModelSpec, read_manifest
 from ndt.replay import FoldedSpectra, Folder, RunSetup, apply_weights, fold_probe, prepare_run
@@ -106,6 +107,7 @@ def track(
     batch_size: int | None = None,
     device: str = "auto",
     dtype: str = "float32",
+    tokens: str = "all",
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
     step_scale: int | None = None,
@@ -118,14 +120,16 @@ def track(
     Checkpoints already in `out` are skipped unless `overwrite`; the file is rewritten
     atomically after each checkpoint, so an interrupted run loses at most the one in flight.
     The forward passes run in `dtype` (float32 by default, whatever the checkpoints'
-    dtype). A checkpoint that cannot be read is reported in `TrackReport.failures` and retried by
-    the next run; one whose tensors do not fit the model stops the run.
+    dtype); `tokens` chooses the rows of sequence outputs (see `ndt.core.rows`). A
+    checkpoint that cannot be read is reported in `TrackReport.failures` and retried by the
+    next run; one whose tensors do not fit the model stops the run.
 
     Raises:
         NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
             not fit the model, or options that differ from those recorded in `out`.
     """
     metrics = _checked_metrics(metrics)
+    tokens = parse_tokens(tokens).describe()
     setup = prepare_run(
         ckpt_dir, model=model, probe=probe, layers=layers, device=device, dtype=dtype
     )
@@ -133,7 +137,7 @@ def track(
         ckpt_dir, probe=setup.probe.path, steps=steps, every=every, step_scale=step_scale
     )
     checkpoints = plan.checkpoints
-    provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
+    provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command, tokens)
     out = Path(out)
     table = _RunTable.start(out, provenance, overwrite)
     report = TrackReport(path=out, results=table.results(), notes=plan.notes)
@@ -178,6 +182,7 @@ def track(
                 folded = fold_probe(
                     setup.model, setup.probe, setup.layers, center=center,
                     batch_size=batch_size, device=setup.device, timings=spent, folder=folder,
+                    tokens=tokens,
                 )  # fmt: skip
                 report.timings["forward"] += time.perf_counter() - started - spent["gram"]
                 report.timings["metrics"] += spent["gram"]
@@ -201,6 +206,7 @@ def _provenance(
     center: bool,
     dormant_tau: float,
     command: str,
+    tokens: str,
 ) -> Provenance:
     return Provenance(
         checkpoint_dir=str(Path(ckpt_dir).resolve()),
@@ -215,6 +221,7 @@ def _provenance(
         torch_version=str(torch.__version__),
         device=str(setup.device),
         dtype=setup.dtype,
+        tokens=tokens,
         command=command,
     )
 

@@ -73,6 +73,13 @@ def track(
         DType,
         typer.Option(help="Precision of the forward passes, whatever the checkpoints' dtype."),
     ] = DType.float32,
+    tokens: Annotated[
+        str,
+        typer.Option(
+            help="Rows of (B, T, D) outputs: all (every unpadded position), last, first, "
+            "mean (over unpadded positions) or pos:K (one row per sample)."
+        ),
+    ] = "all",
     threads: Annotated[
         int | None,
         typer.Option(
@@ -150,7 +157,7 @@ def track(
         report = run_track(
             ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
             metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
-            batch_size=batch_size, device=device, dtype=dtype.value,
+            batch_size=batch_size, device=device, dtype=dtype.value, tokens=tokens,
             steps=step_range, every=every, step_scale=step_scale, overwrite=overwrite,
             command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
         )  # fmt: skip

@@ -31,8 +31,25 @@ LAYERS = ["transformer.h.0", "transformer.h.1", "lm_head"]
 STEPS = [50, 100, 150, 200, 250, 300]
 
 
-def reference(folder: Path, dtype: torch.dtype = torch.float32) -> dict[str, dict[str, float]]:
-    """Metrics per layer of the model transformers loads from `folder`, run in `dtype`."""
+def pool(value: np.ndarray, mask: np.ndarray, tokens: str) -> np.ndarray:
+    """Rows of a (B, T, D) output by --tokens, written out with numpy indexing."""
+    valid = mask.astype(bool)
+    if tokens == "all":
+        return value[valid]
+    if tokens == "mean":
+        return np.stack([value[i, valid[i]].mean(0) for i in range(len(value))])
+    if tokens == "first":
+        return np.stack([value[i, np.flatnonzero(valid[i])[0]] for i in range(len(value))])
+    if tokens == "last":
+        return np.stack([value[i, np.flatnonzero(valid[i])[-1]] for i in range(len(value))])
+    return value[:, int(tokens.removeprefix("pos:"))]
+
+
+def reference(
+    folder: Path, dtype: torch.dtype = torch.float32, tokens: str = "all"
+) -> dict[str, dict[str, float]]:
+    """Metrics per layer of the model transformers loads from `folder`, run in `dtype`, with
+    the rows --tokens picks among the unpadded positions."""
     model = transformers.GPT2LMHeadModel.from_pretrained(
         folder, local_files_only=True, dtype=dtype
     ).eval()
@@ -53,16 +70,16 @@ def reference(folder: Path, dtype: torch.dtype = torch.float32) -> dict[str, dic
         model(probe["inputs"], attention_mask=probe["attention_mask"])
     for handle in handles:
         handle.remove()
-    return {
-        name: reference_metrics(value.reshape(-1, value.shape[-1]))
-        for name, value in outputs.items()
-    }
+    mask = probe["attention_mask"].numpy()
+    return {name: reference_metrics(pool(value, mask, tokens)) for name, value in outputs.items()}
 
 
-def assert_matches(results, folders: dict[int, Path], dtype=torch.float32, rtol=1e-4) -> None:
+def assert_matches(
+    results, folders: dict[int, Path], dtype=torch.float32, rtol=1e-4, tokens="all"
+) -> None:
     assert results.steps.tolist() == sorted(folders)
     for row, step in enumerate(sorted(folders)):
-        expected = reference(folders[step], dtype)
+        expected = reference(folders[step], dtype, tokens)
         for column, layer in enumerate(results.layers):
             for metric, values in results.metrics.items():
                 np.testing.assert_allclose(
@@ -82,6 +99,31 @@ def test_trainer_run_needs_no_model(ndt, tmp_path):
     assert results.layers == LAYERS
     assert results.provenance.model == "hf" and results.provenance.dtype == "float32"
     assert_matches(results, {s: RUN / f"checkpoint-{s}" for s in STEPS})
+
+
+def test_probe_has_padding_that_no_row_takes():
+    from safetensors.torch import load_file
+
+    mask = load_file(PROBE)["attention_mask"]
+    assert int((mask == 0).sum()) == 13  # the 13 shorter prompts, padded by one position
+
+
+@pytest.mark.parametrize("tokens", ["last", "mean", "first", "pos:2"])
+def test_tokens_pool_one_row_per_sample(ndt, tmp_path, tokens):
+    out = tmp_path / "r.h5"
+    result = ndt("track", RUN, "--probe", PROBE, "--out", out, "--quiet", "--tokens", tokens,
+                 "--steps", "100:150")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = read_results(out)
+    assert results.provenance.tokens == tokens
+    assert_matches(results, {s: RUN / f"checkpoint-{s}" for s in (100, 150)}, tokens=tokens)
+
+
+def test_tokens_errors_are_one_line(ndt, tmp_path):
+    result = ndt("track", RUN, "--probe", PROBE, "--out", tmp_path / "r.h5", "--tokens", "cls")
+    assert_one_error(result, "--tokens 'cls' is not one of all, first, last, mean, pos:K")
+    result = ndt("track", RUN, "--probe", PROBE, "--out", tmp_path / "r.h5", "--tokens", "pos:4")
+    assert_one_error(result, "--tokens pos:4 is padding in 13 probe samples")
 
 
 def test_dry_run_says_where_steps_come_from(ndt):
@@ -183,6 +225,20 @@ def test_layers_and_compare_need_no_model(ndt, tmp_path):
     report = json.loads(written.read_text())
     assert report["model"] == "hf {}"
     assert sorted(layer["layer"] for layer in report["layers"]) == sorted(LAYERS)
+    # Token rows: 104 samples x 5 positions, less the 13 padded ones.
+    assert {layer["n_rows"] for layer in report["layers"]} == {104 * 5 - 13}
+    assert sorted(report["labels_per_token"]) == sorted(LAYERS)
+    assert "label is repeated over its tokens" in compared.stderr
+    # Pooled: one row per sample, labels not repeated.
+    pooled = tmp_path / "last.h5"
+    ndt("track", RUN, "--probe", PROBE, "--out", pooled, "--quiet", "--tokens", "last")
+    compared = ndt("compare", "--results", pooled, "--before", 50, "--after", 300, "--json",
+                   written)  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    report = json.loads(written.read_text())
+    assert {layer["n_rows"] for layer in report["layers"]} == {104}
+    assert report["tokens"] == "last" and report["labels_per_token"] == []
+    assert "repeated" not in compared.stderr
 
 
 def test_custom_code_and_missing_config_are_one_error_line(ndt, tmp_path):
