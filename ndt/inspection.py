@@ -16,7 +16,8 @@ from ndt.replay import apply_weights, run_model_spec
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One module of the model: its qualified name, class, and whether it is tracked."""
+    """One module of the model: its qualified name, class, parameter count (its own and its
+    submodules'), and whether it is tracked."""
 
     name: str
     kind: str
@@ -71,7 +72,8 @@ def list_layers(
         LayerInfo(
             name=name,
             kind=type(module).__name__,
-            n_parameters=sum(p.numel() for p in module.parameters(recurse=False)),
+            # Recursive (a block counts its submodules'), each shared tensor once.
+            n_parameters=sum(p.numel() for p in module.parameters()),
             tracked=name in chosen,
         )
         for name, module in model.named_modules()

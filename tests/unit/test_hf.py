@@ -144,3 +144,16 @@ def test_layers_listing_and_checkpoint_check(run, tmp_path):
     save_file(state, tmp_path / "broken.safetensors")
     with pytest.raises(WeightsMismatchError, match="missing transformer.ln_f.bias"):
         list_layers(ckpt_dir=root, checkpoint=tmp_path / "broken.safetensors")
+
+
+def test_layers_count_parameters_recursively(run):
+    root, models = run
+    listing = {i.name: i.n_parameters for i in list_layers(ckpt_dir=root).layers}
+    block = models[10].transformer.h[0]
+    direct = sum(p.numel() for p in block.parameters())
+    assert listing["transformer.h.0"] == direct > 0
+    assert listing["transformer.h.0.mlp"] == block.mlp.c_fc.weight.numel() + 16 * 4 + (
+        block.mlp.c_proj.weight.numel() + 16
+    )
+    assert listing["lm_head"] == 24 * 16  # its (tied) weight, vocab x n_embd
+    assert listing["transformer"] == sum(p.numel() for p in models[10].transformer.parameters())
