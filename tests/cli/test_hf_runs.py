@@ -126,6 +126,17 @@ def test_tokens_errors_are_one_line(ndt, tmp_path):
     assert_one_error(result, "--tokens pos:4 is padding in 13 probe samples")
 
 
+def test_fixture_probe_is_what_ndt_probe_text_writes(ndt, tmp_path):
+    written = tmp_path / "probe.safetensors"
+    result = ndt("probe", written, "--text", FIXTURE / "probe.tsv", "--tokenizer",
+                 FIXTURE / "tokenizer")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "attention_mask" in result.stdout and "Wrote" in result.stdout
+    assert written.read_bytes() == PROBE.read_bytes()
+    result = ndt("probe", tmp_path / "x.safetensors", "--text", FIXTURE / "probe.tsv")
+    assert_one_error(result, "--text needs --tokenizer DIR")
+
+
 def test_dry_run_says_where_steps_come_from(ndt):
     result = ndt("track", RUN, "--dry-run", "--json")
     assert result.exit_code == 0, result.output
