@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -175,7 +175,8 @@ def locate_checkpoint(directory: Path, step: int, recorded: str | None, probe: P
     found = found or [c for c in every if c.step == step]
     if not found:
         raise CheckpointError(f"no checkpoint for step {step} at {where}; {hint}")
-    return found[0]
+    # The step as recorded (a --step-scale run maps save indices to steps).
+    return replace(found[0], step=step)
 
 
 def _recorded_files(checkpoints: pd.DataFrame | None) -> dict[int, str]:

@@ -23,13 +23,7 @@ from torch import nn
 from ndt.architectures import select_layers
 from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.core.hooks import forward_hooks, resolve_modules
-from ndt.core.rows import (
-    MASK_KEY,
-    TokenRule,
-    channels_first_layers,
-    parse_tokens,
-    sequence_rows,
-)
+from ndt.core.rows import HookRows, TokenRule
 from ndt.core.spectrum import Spectrum, SpectrumAccumulator
 from ndt.errors import ModelSpecError, NdtError, ProbeError, describe
 from ndt.hf import find_config, is_hf_model, load_hf_weights
@@ -164,30 +158,6 @@ def apply_weights(model: nn.Module, state: dict[str, torch.Tensor], checkpoint_n
 def load_checkpoint(model: nn.Module, checkpoint: Checkpoint, device: torch.device) -> None:
     """Load a checkpoint's weights into `model` strictly (see `apply_weights`)."""
     apply_weights(model, read_state_dict(checkpoint, device), checkpoint.name)
-
-
-class _Rows:
-    """The rows rule (`ndt.core.rows`) applied in the hooks, knowing the chunk in flight."""
-
-    def __init__(self, model: nn.Module, layers: Sequence[str], tokens: TokenRule | str) -> None:
-        self.rule = parse_tokens(tokens) if isinstance(tokens, str) else tokens
-        self.channels_first = channels_first_layers(model, layers)
-        self.mask: torch.Tensor | None = None
-        self.start = 0
-
-    def chunk(self, start: int, extras: dict[str, torch.Tensor]) -> None:
-        """Called before each chunk's forward pass."""
-        self.start, self.mask = start, extras.get(MASK_KEY)
-
-    def apply(self, name: str, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The output as is, or, for a sequence to pool or unpad, its (n_rows, D) rows and
-        each row's probe sample."""
-        if output.ndim != 3 or name in self.channels_first:
-            return output, None
-        if not self.rule.pooled and self.mask is None:
-            return output, None
-        rows, samples = sequence_rows(output, self.mask, self.rule)
-        return rows, samples + self.start
 
 
 def _run_probe(
@@ -330,7 +300,7 @@ def fold_probe(
         tokens: Rows of sequence outputs (``--tokens``; see `ndt.core.rows`).
     """
     modules = resolve_modules(model, layers)
-    rows = _Rows(model, layers, tokens)
+    rows = HookRows(model, layers, tokens)
     folded = FoldedSpectra(
         {
             name: SpectrumAccumulator(
@@ -406,7 +376,7 @@ def capture_activations(
     receives each row's probe sample under the layer's name.
     """
     modules = resolve_modules(model, layers)
-    rows = _Rows(model, layers, tokens)
+    rows = HookRows(model, layers, tokens)
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     samples: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     calls: Counter = Counter()

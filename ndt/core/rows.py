@@ -186,3 +186,27 @@ def sequence_rows(
     else:
         positions = length - 1 - valid.flip(1).int().argmax(1)
     return output[samples, positions.to(output.device)], samples
+
+
+class HookRows:
+    """The rows rule applied in forward hooks, knowing which probe chunk is in flight."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], tokens: TokenRule | str) -> None:
+        self.rule = parse_tokens(tokens) if isinstance(tokens, str) else tokens
+        self.channels_first = channels_first_layers(model, layers)
+        self.mask: torch.Tensor | None = None
+        self.start = 0
+
+    def chunk(self, start: int, extras: dict[str, torch.Tensor]) -> None:
+        """Called before each chunk's forward pass."""
+        self.start, self.mask = start, extras.get(MASK_KEY)
+
+    def apply(self, name: str, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The output as is, or, for a sequence to pool or unpad, its (n_rows, D) rows and
+        each row's probe sample."""
+        if output.ndim != 3 or name in self.channels_first:
+            return output, None
+        if not self.rule.pooled and self.mask is None:
+            return output, None
+        rows, samples = sequence_rows(output, self.mask, self.rule)
+        return rows, samples + self.start

@@ -70,3 +70,16 @@ def test_step_scale_maps_save_indices_to_the_recorded_steps(ndt, tmp_path):
     keep = np.isin(reference.steps, chosen)
     for metric, values in results.metrics.items():
         np.testing.assert_allclose(values, reference.metrics[metric][keep], rtol=1e-12)
+
+
+def test_compare_finds_scaled_checkpoints_by_their_recorded_file(ndt, tmp_path):
+    root = accelerate_run(tmp_path, [200, 250, 300])
+    out = tmp_path / "r.h5"
+    ndt("track", root, "--probe", FIXTURE / "probe.safetensors", "--step-scale", 50,
+        "--out", out, "--quiet")  # fmt: skip
+    report = tmp_path / "c.json"
+    result = ndt("compare", "--results", out, "--before", 0, "--after", 100, "--json", report)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(report.read_text())
+    assert doc["before"]["file"].endswith("checkpoints/checkpoint_0/model.safetensors")
+    assert doc["after"]["file"].endswith("checkpoints/checkpoint_2/model.safetensors")
