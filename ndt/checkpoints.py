@@ -31,6 +31,11 @@ from ndt.errors import CheckpointError, WeightsMismatchError, describe
 
 SAFETENSORS_SUFFIX = ".safetensors"
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
+# What transformers' Trainer and accelerate save beside the weights: never a checkpoint.
+_TRAINING_STATE = re.compile(
+    r"(optimizer|scheduler|scaler|training_args|rng_state|random_states|sampler)(_\d+)?",
+    flags=re.IGNORECASE,
+)
 # Wrappers that prefix every key: DataParallel/DDP, torch.compile, Lightning-style modules.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
 
@@ -188,7 +193,10 @@ def discover_checkpoints(
         files = [
             p
             for p in root.rglob("*")
-            if p.suffix in LEGACY_SUFFIXES and p.is_file() and p.resolve() not in skip
+            if p.suffix in LEGACY_SUFFIXES
+            and not _TRAINING_STATE.fullmatch(p.stem)
+            and p.is_file()
+            and p.resolve() not in skip
         ]
     if not files:
         raise CheckpointError(f"no *.safetensors files in {root}")

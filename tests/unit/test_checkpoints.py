@@ -248,3 +248,16 @@ def test_sharded_index_names_a_missing_shard(tmp_path):
     )
     with pytest.raises(CheckpointError, match="lists model-00002-of-00002.safetensors, which is"):
         discover_checkpoints(tmp_path)
+
+
+def test_trainer_state_files_beside_legacy_weights_are_not_checkpoints(tmp_path):
+    folder = tmp_path / "checkpoint-500"
+    folder.mkdir()
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin",
+                 "scaler.pt", "rng_state_1.pth"):  # fmt: skip
+        torch.save({"x": torch.zeros(1)}, folder / name)
+    torch.save({"w": torch.ones(2)}, folder / "pytorch_model.bin")
+    trainer_state(folder, 500)
+    (found,) = discover_checkpoints(tmp_path)
+    assert found.path.name == "pytorch_model.bin" and found.step == 500
+    assert set(read_state_dict(found)) == {"w"}
