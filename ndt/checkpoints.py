@@ -125,7 +125,7 @@ def _step_of(path: Path, root: Path, step_scale: int | None) -> tuple[int, str] 
         candidates.append(root.name)  # a single checkpoint folder given as the root
     for candidate in candidates:
         index = _SAVE_INDEX.fullmatch(candidate)
-        if index is not None:
+        if index is not None and _is_accelerate_save(path.parent):
             if step_scale is None:
                 return int(index.group(1)), "save index"
             return int(index.group(1)) * step_scale, f"save index x {step_scale}"
@@ -133,6 +133,12 @@ def _step_of(path: Path, root: Path, step_scale: int | None) -> tuple[int, str] 
         if step is not None:
             return step, f"name '{candidate}'"
     return None
+
+
+def _is_accelerate_save(folder: Path) -> bool:
+    """accelerate's automatic naming: ``checkpoints/checkpoint_<i>/``, or a folder holding
+    the ``random_states_<rank>.pkl`` that ``save_state`` writes."""
+    return folder.parent.name == "checkpoints" or any(folder.glob("random_states_*.pkl"))
 
 
 def _no_step(path: Path, root: Path) -> CheckpointError:

@@ -261,3 +261,13 @@ def test_trainer_state_files_beside_legacy_weights_are_not_checkpoints(tmp_path)
     (found,) = discover_checkpoints(tmp_path)
     assert found.path.name == "pytorch_model.bin" and found.step == 500
     assert set(read_state_dict(found)) == {"w"}
+
+
+def test_checkpoint_underscore_names_elsewhere_are_steps(tmp_path):
+    write(tmp_path / "checkpoint_300" / "model.safetensors")
+    notes: list[str] = []
+    (found,) = discover_checkpoints(tmp_path, notes=notes)
+    assert (found.step, found.step_source, notes) == (300, "name 'checkpoint_300'", [])
+    (tmp_path / "checkpoint_300" / "random_states_0.pkl").write_bytes(b"")
+    (found,) = discover_checkpoints(tmp_path, notes=notes)
+    assert found.step_source == "save index" and len(notes) == 1
