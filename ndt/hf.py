@@ -174,6 +174,9 @@ def load_hf_weights(model: nn.Module, state: dict[str, torch.Tensor], checkpoint
     """
     transformers = import_transformers()
     refuse_integer_weights(model, state, checkpoint_name)
+    # transformers builds the loaded copy on the CPU; the tensors meet it there, and
+    # load_state_dict below copies them onto the model's device.
+    state = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
     cls = type(model)
     try:
         with _quiet(transformers):
