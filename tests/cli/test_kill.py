@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ndt.store import read_results
+from ndt.io.store import read_results
 
 NDT = shutil.which("ndt")
 

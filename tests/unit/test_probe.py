@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from ndt.errors import ProbeError
-from ndt.probe import load_probe, save_probe
+from ndt.io.probe import load_probe, save_probe
 
 
 def test_round_trip_and_fingerprint(tmp_path):

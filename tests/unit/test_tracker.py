@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 
 from ndt import HighFrequencyTracker, Phase2Checkpointer, read_results
 from ndt.errors import NdtError
-from ndt.modelspec import ModelSpec, build_model
-from ndt.probe import load_probe
-from ndt.probe_sources import digits_probe
-from ndt.zoo import mlp
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe import load_probe
+from ndt.io.probe_sources import digits_probe
+from ndt.models.spec import build_model
+from ndt.models.zoo import mlp
 from ndt_cli.main import app
 
 
@@ -163,7 +164,7 @@ def test_tracker_curves_equal_ndt_track_on_the_checkpoints_of_the_same_run(tmp_p
     spec = ModelSpec("mlp", {"in_features": 64, "hidden": [32, 32, 32], "n_classes": 10})
     model = build_model(spec)
     made = digits_probe(256, seed=0)
-    from ndt.probe import save_probe
+    from ndt.io.probe import save_probe
 
     probe = save_probe(tmp_path / "probe.safetensors", made.inputs, made.labels)
     checkpointer = Phase2Checkpointer(tmp_path / "ckpts", 10, model_spec=spec, probe=probe)

@@ -15,8 +15,8 @@ Layout (format version 1, specified in docs/results-format.md)::
     /metadata            attrs: free-form user metadata (optional)
 
 Every write replaces the whole file atomically (write a temporary file beside it, then
-rename, `ndt.file_replace`), so an interrupted run leaves the previous complete file, never
-a torn one; and every writer holds the file's lock (`ndt.results_lock`) while it reads and
+rename, `ndt.io.file_replace`), so an interrupted run leaves the previous complete file, never
+a torn one; and every writer holds the file's lock (`ndt.io.results_lock`) while it reads and
 writes, so two writers never lose each other's rows.
 """
 
@@ -35,8 +35,8 @@ import pandas as pd
 
 from ndt import __version__
 from ndt.errors import ResultsFormatError
-from ndt.file_replace import replacing
-from ndt.results_lock import results_lock
+from ndt.io.file_replace import replacing
+from ndt.io.results_lock import results_lock
 
 FORMAT_VERSION = 1
 KIND = "ndt-results"
@@ -170,7 +170,7 @@ def write_results(path: str | Path, results: Results, *, wait: float = 0.0) -> N
     Args:
         path: The results file; a symlink is written through.
         results: What to write.
-        wait: Seconds to wait for another writer (see `ndt.results_lock`).
+        wait: Seconds to wait for another writer (see `ndt.io.results_lock`).
 
     Raises:
         ResultsLockedError: if another process is writing `path`.

@@ -1,7 +1,7 @@
 """The rows of a results file that `ndt track` is writing: the steps already there, the
 ones this run computes, and what other writers add meanwhile.
 
-Each `RunTable.write` holds the file's lock (`ndt.results_lock`) and, if the file changed
+Each `RunTable.write` holds the file's lock (`ndt.io.results_lock`) and, if the file changed
 since this run last wrote it, first takes in the other writers' rows (all but this run's
 own) and their ``/jumps`` and metadata, so that concurrent writers lose nothing.
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ndt.checkpoints import Checkpoint, checkpoint_sha256
 from ndt.errors import ConfigMismatchError
-from ndt.results_lock import results_lock
-from ndt.store import Provenance, Results, read_results, write_results
+from ndt.io.checkpoints import Checkpoint, checkpoint_sha256
+from ndt.io.results_lock import results_lock
+from ndt.io.store import Provenance, Results, read_results, write_results
 
 
 class RunTable:

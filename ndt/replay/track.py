@@ -17,14 +17,15 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ndt.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
 from ndt.core.rows import parse_tokens
 from ndt.errors import CheckpointError, NdtError
-from ndt.modelspec import ModelSpec, read_manifest
-from ndt.replay import FoldedSpectra, Folder, RunSetup, apply_weights, fold_probe, prepare_run
-from ndt.run_table import RunTable
-from ndt.store import Provenance, Results
+from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
+from ndt.io.manifest import ModelSpec, read_manifest
+from ndt.io.store import Provenance, Results
+from ndt.models.loading import apply_weights
+from ndt.replay.engine import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
+from ndt.replay.run_table import RunTable
 
 
 @dataclass
@@ -80,7 +81,7 @@ def plan_checkpoints(
     The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint.
 
     Raises:
-        CheckpointError: see `ndt.checkpoints.discover_checkpoints`.
+        CheckpointError: see `ndt.io.checkpoints.discover_checkpoints`.
     """
     if probe is None:
         manifest = read_manifest(ckpt_dir)
@@ -125,7 +126,7 @@ def track(
     Checkpoints already in `out` are skipped unless `overwrite` or they changed on disk
     since (then they are recomputed and listed in `TrackReport.changed`); the file is
     rewritten atomically after each checkpoint, so an interrupted run loses at most the one
-    in flight. Each write holds the file's lock (`ndt.results_lock`) and first takes in what
+    in flight. Each write holds the file's lock (`ndt.io.results_lock`) and first takes in what
     other writers added meanwhile (their rows, a new ``/jumps``), so concurrent runs on one
     file lose nothing. The forward passes run in `dtype` (float32 by default, whatever the
     checkpoints' dtype); `tokens` chooses the rows of sequence outputs (see
