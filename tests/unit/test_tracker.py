@@ -195,3 +195,24 @@ def test_tracker_curves_equal_ndt_track_on_the_checkpoints_of_the_same_run(tmp_p
             )  # fmt: skip
     # The curves changed during training, so agreement is not trivially constant.
     assert np.ptp(replayed.metrics["stable_rank"][:, 0]) > 0.1
+    # Both paths share the replay engine, so the check that means something is against the
+    # float64 reference: plain forward hooks on the step-50 checkpoint, numpy's SVD.
+    from float64_reference import reference_metrics
+    from safetensors.torch import load_file
+
+    fresh = build_model(spec).eval()
+    (saved,) = (tmp_path / "ckpts").glob("*00050*.safetensors")
+    fresh.load_state_dict(load_file(saved))
+    outputs = {}
+    for name in curves:
+        dict(fresh.named_modules())[name].register_forward_hook(
+            lambda m, i, o, name=name: outputs.__setitem__(name, o.double().numpy())
+        )
+    with torch.no_grad():
+        fresh(made.inputs)
+    at = list(curves["relu1"]["step"]).index(50)
+    for layer, output in outputs.items():
+        for metric, value in reference_metrics(output.reshape(len(output), -1)).items():
+            np.testing.assert_allclose(
+                curves[layer][metric][at], value, rtol=1e-5, err_msg=f"{layer} {metric}"
+            )
