@@ -27,6 +27,7 @@ from ndt.analysis.comparison import (
     layer_to_dict,
     rank_layers,
 )
+from ndt.atomic import write_text_atomic
 from ndt.checkpoints import Checkpoint, discover_checkpoints
 from ndt.errors import CheckpointError, NdtError, ProbeError, ResultsFormatError
 from ndt.export import to_json
@@ -346,6 +347,7 @@ def report_to_dict(report: CompareReport) -> dict[str, object]:
 def write_json(report: CompareReport, path: str | Path) -> Path:
     """Write `report_to_dict(report)` to `path` (NaN as null)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_json(report_to_dict(report)) + "\n")
-    return path
+    text = to_json(report_to_dict(report)) + "\n"
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, text)

@@ -19,8 +19,10 @@ rename), so an interrupted run leaves the previous complete file, never a torn o
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -154,11 +156,36 @@ def _attr_value(value: object) -> object:
     return value
 
 
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def _write_error(exc: BaseException, path: Path) -> OSError:
+    """An OSError naming the results file for a failed write (h5py reports a full disk as a
+    RuntimeError with the errno in its message, and names the temporary file)."""
+    code = None
+    # Closing the broken file raises again; the first error of the chain has the cause.
+    while exc is not None and code is None:
+        code = getattr(exc, "errno", None)
+        found = _HDF5_ERRNO.search(str(exc))
+        code = code if code is not None else int(found.group(1)) if found else None
+        exc = exc.__context__
+    code = code if code is not None else errno.EIO
+    return OSError(code, os.strerror(code), str(path))
+
+
 def write_results(path: str | Path, results: Results) -> None:
-    """Write `results` to `path`, replacing the file atomically."""
+    """Write `results` to `path`, replacing the file atomically.
+
+    Raises:
+        OSError: naming `path` when the folder is read-only, full, or missing (the previous
+            file, if any, is left as it was).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(exc, path) from exc
     os.close(handle)
     try:
         with h5py.File(tmp_name, "w") as f:
@@ -194,6 +221,9 @@ def write_results(path: str | Path, results: Results) -> None:
             f.flush()
             os.fsync(f.id.get_vfd_handle())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise _write_error(exc, path) from exc
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -216,6 +246,8 @@ def _read_provenance(group: h5py.Group) -> Provenance:
 def _open(path: Path) -> h5py.File:
     if not path.exists():
         raise ResultsFormatError(f"results file {path} does not exist; run `ndt track` first")
+    if path.is_dir():
+        raise ResultsFormatError(f"{path} is a folder, not a results file")
     try:
         handle = h5py.File(path, "r")
     except OSError:

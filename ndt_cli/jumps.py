@@ -11,6 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from ndt.export import write_csv
 from ndt.jumps import DEFAULT_METHOD, METHODS, detect_jumps_in_results, make_detector
 from ndt.jumps.pelt import COSTS
 from ndt.jumps.validation import curve_from_results, validate_detector
@@ -85,11 +86,11 @@ def jumps(
         err.print(f"Note: skipped {count} NaN points in {name} {kind}.", soft_wrap=True)
     for name, kind, count in report.short_curves:
         err.print(f"Warning: {name} {kind} has {count} finite points, too few to test; skipped.")
+    shown = report.table if show_all else report.table[report.table["significant"]]
+    if csv is not None:  # before the results file, so that a bad --csv leaves that untouched
+        write_csv(shown[list(_JSON_KEYS)], csv)
     if not no_write:
         write_jumps(results_path, report.table, report.settings())
-    shown = report.table if show_all else report.table[report.table["significant"]]
-    if csv is not None:
-        shown[list(_JSON_KEYS)].to_csv(csv, index=False)
     if as_json:
         print_json(shown[list(_JSON_KEYS)].to_dict(orient="records"))
         return
