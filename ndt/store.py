@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from ndt import __version__
-from ndt.errors import ResultsFormatError
+from ndt.errors import ResultsFormatError, describe
+from ndt.results_schema import violations
 
 FORMAT_VERSION = 1
 KIND = "ndt-results"
@@ -244,60 +245,86 @@ def _read_provenance(group: h5py.Group) -> Provenance:
 
 
 def _open(path: Path) -> h5py.File:
+    """Open a results file for reading after checking it against the specification."""
     if not path.exists():
         raise ResultsFormatError(f"results file {path} does not exist; run `ndt track` first")
     if path.is_dir():
         raise ResultsFormatError(f"{path} is a folder, not a results file")
     try:
         handle = h5py.File(path, "r")
-    except OSError:
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise
         raise ResultsFormatError(f"{path} is not an HDF5 file") from None
-    version = handle.attrs.get("format_version")
-    if version is None:
+    try:
+        version = handle.attrs.get("format_version")
+        if version is None:
+            raise ResultsFormatError(f"{path} is not an ndt results file (no format_version)")
+        if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
+            shown = version.item() if isinstance(version, np.generic) else version
+            raise ResultsFormatError(
+                f"{path} has format_version {shown!r} ({type(version).__name__}); "
+                "expected an integer (see docs/results-format.md)"
+            )
+        if int(version) > FORMAT_VERSION:
+            raise ResultsFormatError(
+                f"{path} has format version {int(version)}; this ndt reads up to "
+                f"{FORMAT_VERSION} (upgrade ndt)"
+            )
+        problems = violations(handle)
+    except ResultsFormatError:
         handle.close()
-        raise ResultsFormatError(f"{path} is not an ndt results file (no format_version)")
-    if int(version) > FORMAT_VERSION:
+        raise
+    except Exception as exc:  # h5py raises several types for a damaged file
         handle.close()
+        raise ResultsFormatError(f"cannot read {path}: {describe(exc)}") from exc
+    if problems:
+        handle.close()
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ResultsFormatError(
-            f"{path} has format version {int(version)}; this ndt reads up to "
-            f"{FORMAT_VERSION} (upgrade ndt)"
+            f"{path} does not follow the results format: {'; '.join(problems[:3])}{more} "
+            "(see docs/results-format.md)"
         )
     return handle
 
 
 def read_results(path: str | Path) -> Results:
-    """Read a whole results file.
+    """Read a whole results file, checked against docs/results-format.md.
 
     Raises:
-        ResultsFormatError: if the file is missing, not HDF5, not an ndt results file,
-            of a newer format version, or lacks a required dataset.
+        ResultsFormatError: if the file is missing, not HDF5, not an ndt results file, of a
+            newer format version, or departs from the specification (the message names
+            each violation: a missing or mis-shaped dataset, a malformed attribute...).
     """
     path = Path(path)
     with _open(path) as f:
         try:
-            steps = f["steps"][()].astype(np.int64)
-            layers = list(f["layers"].asstr()[()])
-            group = f["metrics"]
-            order = json.loads(group.attrs.get("order", "[]")) or sorted(group)
-            metrics = {name: group[name][()] for name in order if name in group}
-        except KeyError as exc:
-            raise ResultsFormatError(f"{path} lacks a required dataset: {exc}") from None
-        results = Results(steps=steps, layers=layers, metrics=metrics)
-        if "scalars" in f:
-            results.scalars = {name: f["scalars"][name][()] for name in f["scalars"]}
-        for name in ("checkpoints", "failures", "jumps"):
-            if name in f:
-                setattr(results, name, _read_table(f[name]))
-        if "jumps" in f:
-            results.jump_settings = {
-                k: (v.item() if isinstance(v, np.generic) else v)
-                for k, v in f["jumps"].attrs.items()
-            }
-            results.jump_settings.pop("columns", None)
-        if "provenance" in f:
-            results.provenance = _read_provenance(f["provenance"])
-        if "metadata" in f:
-            results.metadata = {k: str(v) for k, v in f["metadata"].attrs.items()}
+            return _read_checked(f)
+        except Exception as exc:  # h5py raises several types for a damaged file
+            raise ResultsFormatError(f"cannot read {path}: {describe(exc)}") from exc
+
+
+def _read_checked(f: h5py.File) -> Results:
+    steps = f["steps"][()].astype(np.int64)
+    layers = list(f["layers"].asstr()[()])
+    group = f["metrics"]
+    order = json.loads(group.attrs.get("order", "[]")) or sorted(group)
+    metrics = {name: group[name][()].astype(np.float64) for name in order if name in group}
+    results = Results(steps=steps, layers=layers, metrics=metrics)
+    if "scalars" in f:
+        results.scalars = {name: f["scalars"][name][()] for name in f["scalars"]}
+    for name in ("checkpoints", "failures", "jumps"):
+        if name in f:
+            setattr(results, name, _read_table(f[name]))
+    if "jumps" in f:
+        results.jump_settings = {
+            k: (v.item() if isinstance(v, np.generic) else v) for k, v in f["jumps"].attrs.items()
+        }
+        results.jump_settings.pop("columns", None)
+    if "provenance" in f:
+        results.provenance = _read_provenance(f["provenance"])
+    if "metadata" in f:
+        results.metadata = {k: str(v) for k, v in f["metadata"].attrs.items()}
     return results
 
 
