@@ -12,6 +12,7 @@ they are read only through ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import struct
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,9 @@ _STEP_NAME = re.compile(
     r"(?:.*?(?:step|checkpoint|ckpt|iter|iteration)[_\-]?)?(\d+)", flags=re.IGNORECASE
 )
 _SHARD = re.compile(r"(.+)-(\d+)-of-(\d+)$")
+#: Steps are stored as int64.
+STEP_LIMIT = 2**63
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,19 @@ def step_from_name(name: str) -> int | None:
 
 
 def _step_of(path: Path, root: Path) -> int:
+    step = _raw_step_of(path, root)
+    if not -STEP_LIMIT <= step < STEP_LIMIT:
+        raise CheckpointError(
+            f"step {step} of '{path.relative_to(root)}' does not fit a 64-bit integer "
+            f"(|step| < 2**63)"
+        )
+    return step
+
+
+def _raw_step_of(path: Path, root: Path) -> int:
     if path.suffix == SAFETENSORS_SUFFIX:
         value = read_safetensors_metadata(path).get("step")
-        if value is not None and str(value).strip().lstrip("-").isdigit():
+        if value is not None and re.fullmatch(r"-?[0-9]+", str(value).strip()):
             return int(value)
     stem = _SHARD.sub(r"\1", path.stem)
     candidates = [stem] + [p.name for p in path.relative_to(root).parents if p.name]
@@ -99,6 +113,19 @@ def _step_of(path: Path, root: Path) -> int:
         f"cannot read a step from '{path.relative_to(root)}'; expected a name like "
         "'step_001200.safetensors' or a 'step' key in the safetensors metadata"
     )
+
+
+def _utf8_name(path: Path, root: Path) -> bool:
+    """Whether the name is valid UTF-8, as the results file stores it; others are skipped
+    with a warning rather than stopping the run."""
+    relative = str(path.relative_to(root))
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = relative.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        logger.warning("skipped %s: its name is not valid UTF-8; rename it to track it", shown)
+        return False
+    return True
 
 
 def _group_shards(files: Iterable[Path]) -> list[tuple[Path, ...]]:
@@ -129,8 +156,9 @@ def discover_checkpoints(
         Checkpoints in increasing step order.
 
     Raises:
-        CheckpointError: if the folder is missing or empty, a name has no step, or two
-            checkpoints share a step.
+        CheckpointError: if the folder is missing or empty, a name has no step, a step
+            does not fit int64, or two checkpoints share a step. A file whose name is not
+            valid UTF-8 is skipped with a logged warning.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -145,6 +173,7 @@ def discover_checkpoints(
             for p in root.rglob("*")
             if p.suffix in LEGACY_SUFFIXES and p.is_file() and p.resolve() not in skip
         ]
+    files = [p for p in files if _utf8_name(p, root)]
     if not files:
         raise CheckpointError(f"no *.safetensors files in {root}")
 

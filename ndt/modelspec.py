@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ndt.errors import ModelSpecError
+from ndt.errors import ModelSpecError, describe
 from ndt.zoo import ZOO, build_zoo_model
 
 if sys.version_info >= (3, 11):
@@ -81,6 +81,10 @@ def model_spec(target: str | None, kwargs_json: str | None = None) -> ModelSpec 
 
 def _load_factory(target: str) -> object:
     location, _, name = target.rpartition(":")
+    if not location.strip() or not name.isidentifier():
+        raise ModelSpecError(
+            f"model '{target}' is not 'package.module:factory' or 'file.py:factory'"
+        )
     if location.endswith(".py"):
         path = Path(location)
         if not path.is_file():
@@ -94,12 +98,12 @@ def _load_factory(target: str) -> object:
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
-            raise ModelSpecError(f"importing {path} failed: {exc}") from exc
+            raise ModelSpecError(f"importing {path} failed: {describe(exc)}") from exc
     else:
         try:
             module = importlib.import_module(location)
-        except ImportError as exc:
-            raise ModelSpecError(f"cannot import module '{location}': {exc}") from exc
+        except (ImportError, ValueError, TypeError) as exc:  # TypeError: a relative name
+            raise ModelSpecError(f"cannot import module '{location}': {describe(exc)}") from exc
     factory = getattr(module, name, None)
     if not callable(factory):
         raise ModelSpecError(f"'{name}' in '{location}' is not a callable")
@@ -123,7 +127,7 @@ def build_model(spec: ModelSpec) -> nn.Module:
     try:
         model = factory(**spec.kwargs)
     except Exception as exc:
-        raise ModelSpecError(f"calling {spec.target} failed: {exc}") from exc
+        raise ModelSpecError(f"calling {spec.target} failed: {describe(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"{spec.target} returned {type(model).__name__}, not an nn.Module")
     return model

@@ -16,6 +16,7 @@ from ndt.jumps import DEFAULT_METHOD, METHODS, detect_jumps_in_results, make_det
 from ndt.jumps.pelt import COSTS
 from ndt.jumps.validation import curve_from_results, validate_detector
 from ndt.store import read_results, write_jumps
+from ndt_cli._options import N_SURROGATES_MAX, N_SURROGATES_MIN, SEED_MAX, real
 from ndt_cli._output import err, fmt, out, print_json
 
 Method = Enum("Method", {name: name for name in METHODS}, type=str)  # type: ignore[misc]
@@ -23,6 +24,8 @@ _JSON_KEYS = ("layer", "metric", "step", "prev_step", "value_before", "value_aft
               "score", "p_value", "q_value", "methods")  # fmt: skip
 _DEFAULT_METHOD = Method(DEFAULT_METHOD)
 _Opt = typer.Option
+_FDR = real(0, 1, low_open=True, high_open=True)
+_POSITIVE = real(0, low_open=True)
 
 
 def jumps(
@@ -36,25 +39,39 @@ def jumps(
     method: Annotated[
         Method, _Opt(help="Detector, or 'all' for their agreement.")
     ] = _DEFAULT_METHOD,
-    fdr: Annotated[float, _Opt(help="False discovery rate for Benjamini-Hochberg.")] = 0.05,
-    seed: Annotated[int, _Opt(help="Seed of the surrogate null.")] = 0,
+    fdr: Annotated[
+        float, _Opt(help="False discovery rate for Benjamini-Hochberg.", callback=_FDR)
+    ] = 0.05,
+    seed: Annotated[int, _Opt(help="Seed of the surrogate null.", min=0, max=SEED_MAX)] = 0,
     n_surrogates: Annotated[
-        int | None, _Opt(help="Surrogates per curve. (default max(999, 2 tests / fdr))")
+        int | None,
+        _Opt(
+            help="Surrogates per curve. (default max(999, 2 tests / fdr))",
+            min=N_SURROGATES_MIN,
+            max=N_SURROGATES_MAX,
+        ),
     ] = None,
-    window_size: Annotated[int | None, _Opt(help="zscore: trailing window. (default 10)")] = None,
-    z_threshold: Annotated[float | None, _Opt(help="zscore: |z| threshold. (default 3)")] = None,
+    window_size: Annotated[
+        int | None, _Opt(help="zscore: trailing window. (default 10)", min=1)
+    ] = None,
+    z_threshold: Annotated[
+        float | None, _Opt(help="zscore: |z| threshold. (default 3)", callback=_POSITIVE)
+    ] = None,
     min_samples: Annotated[
-        int | None, _Opt(help="zscore: points before the first test. (default 5)")
+        int | None, _Opt(help="zscore: points before the first test. (default 5)", min=1)
     ] = None,
     gradient_threshold: Annotated[
-        float | None, _Opt(help="gradient: multiple of the gradient SD. (default 2.5)")
+        float | None,
+        _Opt(help="gradient: multiple of the gradient SD. (default 2.5)", callback=_POSITIVE),
     ] = None,
     cost: Annotated[
         str | None, _Opt(help=f"pelt: cost, one of {', '.join(COSTS)}. (default l2)")
     ] = None,
-    penalty: Annotated[float | None, _Opt(help="pelt: penalty. (default noise-scaled)")] = None,
+    penalty: Annotated[
+        float | None, _Opt(help="pelt: penalty. (default noise-scaled)", callback=real(0))
+    ] = None,
     tolerance: Annotated[
-        int | None, _Opt(help="all: checkpoints that still agree. (default 1)")
+        int | None, _Opt(help="all: checkpoints that still agree. (default 1)", min=0)
     ] = None,
     as_json: Annotated[bool, _Opt("--json", help="Print the jumps as JSON.")] = False,
     csv: Annotated[
@@ -138,10 +155,12 @@ def validate_detector_command(
     ] = None,
     layer: Annotated[str | None, _Opt(help="With --from: the layer (name or glob).")] = None,
     metric: Annotated[str, _Opt(help="With --from: the metric.")] = "stable_rank",
-    fdr: Annotated[float, _Opt(help="False discovery rate of the significance test.")] = 0.05,
-    tolerance: Annotated[int, _Opt(help="Checkpoints a hit may miss by.")] = 1,
-    n_curves: Annotated[int, _Opt(help="Curves per scenario.")] = 100,
-    seed: Annotated[int, _Opt(help="Seed of the scenarios.")] = 0,
+    fdr: Annotated[
+        float, _Opt(help="False discovery rate of the significance test.", callback=_FDR)
+    ] = 0.05,
+    tolerance: Annotated[int, _Opt(help="Checkpoints a hit may miss by.", min=0)] = 1,
+    n_curves: Annotated[int, _Opt(help="Curves per scenario.", min=1, max=100_000)] = 100,
+    seed: Annotated[int, _Opt(help="Seed of the scenarios.", min=0, max=SEED_MAX)] = 0,
     as_json: Annotated[bool, _Opt("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Measure a detector's recall and false positives on curves with known answers.

@@ -17,6 +17,7 @@ import sys
 try:  # Ctrl-C while the command starts: one line, no traceback.
     import functools
     import importlib
+    import logging
     import os
     from collections.abc import Callable
     from typing import Annotated
@@ -77,6 +78,22 @@ def _guarded(command: Callable) -> Callable:
     return wrapper
 
 
+class _WarningLine(logging.Handler):
+    """Library warnings (``logging``) as `Warning: ...` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"Warning: {record.getMessage()}", soft_wrap=True, markup=False)
+
+
+def _show_library_warnings() -> None:
+    library = logging.getLogger("ndt")
+    if not any(isinstance(h, _WarningLine) for h in library.handlers):
+        handler = _WarningLine(logging.WARNING)
+        library.addHandler(handler)
+        if library.level == logging.NOTSET or library.level > logging.WARNING:
+            library.setLevel(logging.WARNING)
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"ndt {__version__}")
@@ -107,6 +124,7 @@ def build_app(names: list[str] | None = None) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     built.callback()(_root)
+    _show_library_warnings()
     for name in names or COMMANDS:
         module, function = COMMANDS[name]
         built.command(name)(_guarded(getattr(importlib.import_module(module), function)))

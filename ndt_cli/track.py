@@ -17,6 +17,7 @@ from ndt.core.estimators import DEFAULT_METRICS
 from ndt.modelspec import model_spec
 from ndt.tracking import TrackReport
 from ndt.tracking import track as run_track
+from ndt_cli._options import THREADS_MAX, real
 from ndt_cli._output import err, fmt, out, print_json
 
 
@@ -58,16 +59,18 @@ def track(
         bool, typer.Option("--center/--no-center", help="Centre activations over samples.")
     ] = True,
     dormant_tau: Annotated[
-        float, typer.Option(help="Dormancy threshold tau for dormant_fraction.")
+        float,
+        typer.Option(help="Dormancy threshold tau for dormant_fraction (>= 0).", callback=real(0)),
     ] = 0.0,
     batch_size: Annotated[
-        int | None, typer.Option(help="Probe samples per forward pass (default: all).")
+        int | None, typer.Option(min=1, help="Probe samples per forward pass (default: all).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     threads: Annotated[
         int | None,
         typer.Option(
             min=1,
+            max=THREADS_MAX,
             help="CPU threads for the forward passes and the Gram updates (default: torch's, "
             "usually one per core).",
         ),
@@ -76,7 +79,7 @@ def track(
         str | None,
         typer.Option(help="Only steps in START:STOP (inclusive; either side may be empty)."),
     ] = None,
-    every: Annotated[int, typer.Option(help="Keep every K-th checkpoint.")] = 1,
+    every: Annotated[int, typer.Option(min=1, help="Keep every K-th checkpoint.")] = 1,
     overwrite: Annotated[
         bool, typer.Option(help="Recompute every checkpoint, replacing the file.")
     ] = False,
