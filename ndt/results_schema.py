@@ -233,6 +233,21 @@ def _check_attrs(f: h5py.File, name: str, spec: dict[str, str], problems: list[s
                 problems.append(problem)
 
 
+def _check_provenance_matches(f: h5py.File, problems: list[str]) -> None:
+    """The provenance's metrics are stored, and its layers are /layers (checked once the
+    parts themselves are well-formed)."""
+    if "provenance" not in f:
+        return
+    attrs = f["provenance"].attrs
+    if "metrics" in attrs:
+        missing = [m for m in json.loads(attrs["metrics"]) if m not in f["metrics"]]
+        if missing:
+            problems.append(f"/metrics lacks {', '.join(missing)} (listed in /provenance)")
+    recorded = json.loads(attrs["layers"]) if "layers" in attrs else []
+    if recorded and recorded != list(f["layers"].asstr()[()]):
+        problems.append("/provenance attribute 'layers' differs from /layers")
+
+
 def violations(f: h5py.File) -> list[str]:
     """Every way the open file departs from docs/results-format.md (empty when it conforms).
 
@@ -250,6 +265,8 @@ def violations(f: h5py.File) -> list[str]:
         _check_table(f, name, problems)
     _check_attrs(f, "jumps", _JUMP_ATTRS, problems)
     _check_attrs(f, "provenance", _PROVENANCE_ATTRS, problems)
+    if not problems:
+        _check_provenance_matches(f, problems)
     metadata = f.get("metadata", getlink=False)
     if metadata is not None and not isinstance(metadata, h5py.Group):
         problems.append("/metadata is not a group")

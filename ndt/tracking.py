@@ -289,6 +289,8 @@ class _RunTable:
     def results(self) -> Results:
         steps = sorted(self.rows)
         names = self.provenance.metrics
+        # A file may lack rows of /checkpoints (it is optional): those steps are unrecorded.
+        unknown = ("", 0, float("nan"))
         stacked = (
             np.stack([self.rows[s] for s in steps], axis=1)
             if steps
@@ -297,9 +299,11 @@ class _RunTable:
         checkpoints = pd.DataFrame(
             {
                 "step": np.asarray(steps, dtype=np.int64),
-                "file": [self.files[s][0] for s in steps],
-                "size": np.asarray([self.files[s][1] for s in steps], dtype=np.int64),
-                "mtime": np.asarray([self.files[s][2] for s in steps], dtype=np.float64),
+                "file": [self.files.get(s, unknown)[0] for s in steps],
+                "size": np.asarray([self.files.get(s, unknown)[1] for s in steps], dtype=np.int64),
+                "mtime": np.asarray(
+                    [self.files.get(s, unknown)[2] for s in steps], dtype=np.float64
+                ),
             }
         )
         failures = pd.DataFrame(self.failures, columns=["file", "error"]) if self.failures else None

@@ -31,7 +31,9 @@ def _valid(path: Path) -> Path:
             layers=["a", "b", "c"],
             metrics={"stable_rank": rng.random((8, 3)), "participation_ratio": rng.random((8, 3))},
             scalars={"loss": rng.random(8)},
-            provenance=Provenance(model="mlp", metrics=("stable_rank", "participation_ratio")),
+            provenance=Provenance(
+                model="mlp", metrics=("stable_rank", "participation_ratio"), layers=("a", "b", "c")
+            ),
             jumps=jumps,
             jump_settings={"method": "pelt", "fdr": 0.05, "seed": 0, "detector": {"pen": 1.0}},
         ),
@@ -149,6 +151,14 @@ CORRUPTIONS = {
     "provenance layers as integer": (
         _set_attr("provenance", "layers", 3),
         "'layers' is int, not a JSON string",
+    ),
+    "provenance metric not stored": (
+        lambda f: f["metrics"].__delitem__("participation_ratio"),
+        "/metrics lacks participation_ratio (listed in /provenance)",
+    ),
+    "provenance layers differ": (
+        _set_attr("provenance", "layers", '["a", "b"]'),
+        "/provenance attribute 'layers' differs from /layers",
     ),
     "metadata as dataset": (_replace("metadata", np.zeros(2)), "/metadata is not a group"),
 }
