@@ -4,7 +4,6 @@ by every command that reads one (jumps, summary, export, track extending it)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
