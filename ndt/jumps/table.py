@@ -22,6 +22,9 @@ from ndt.jumps.significance import (
 )
 from ndt.store import JUMP_COLUMNS, Results
 
+#: The most surrogates per curve `detect_jumps_in_results` chooses by itself.
+MAX_DEFAULT_SURROGATES = 10**6
+
 DEFAULT_METRICS: tuple[str, ...] = ("stable_rank",)
 
 
@@ -175,7 +178,14 @@ def detect_jumps_in_results(
         )
     found = [detector.detect(c.steps, c.values) for c in testable]
     n_tests = sum(max(1, len(d)) for d in found)
-    n_surrogates = n_surrogates or default_n_surrogates(n_tests, fdr)
+    if n_surrogates is None:
+        n_surrogates = default_n_surrogates(n_tests, fdr)
+        if n_surrogates > MAX_DEFAULT_SURROGATES:
+            raise DetectorError(
+                f"fdr {fdr:g} over {n_tests} tests would need {n_surrogates} surrogates per "
+                f"curve (more than {MAX_DEFAULT_SURROGATES}); raise --fdr or give "
+                "--n-surrogates"
+            )
     rows, p_values = [], []
     for number, (curve, detections) in enumerate(zip(testable, found, strict=True)):
         rng = np.random.default_rng(np.random.SeedSequence([seed, number]))

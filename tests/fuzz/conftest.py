@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from typer.testing import CliRunner
 
 from ndt_cli.main import app
@@ -75,6 +74,7 @@ def check(result, before: bytes | None = None, path: Path | None = None) -> None
     """The fuzz property: exit 0, 1 or 2; no traceback; at most one `Error:` line for exit 1;
     after a failure, `path` holds `before` byte for byte."""
     assert result.exit_code in (0, 1, 2), (result.exit_code, result.output)
+    event(f"exit {result.exit_code}")
     assert "Traceback" not in result.output, result.output
     if result.exit_code == 1:
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
@@ -106,12 +106,11 @@ def build_tiny_run(root: Path, n_checkpoints: int = 12) -> Path:
     return root
 
 
-@dataclass(frozen=True)
 class BaseRun:
     """A tiny run, and the bytes of its results file after `ndt track` and `ndt jumps`."""
 
-    root: Path
-    results: bytes
+    def __init__(self, root: Path, results: bytes) -> None:
+        self.root, self.results = root, results
 
     def __repr__(self) -> str:  # Hypothesis prints it with a failing example
         return f"BaseRun({self.root}, {len(self.results)} bytes)"
