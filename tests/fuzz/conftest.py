@@ -8,6 +8,7 @@ header and under every failing test; rerun with ``--hypothesis-seed=N`` to repla
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -70,11 +71,22 @@ class Run:
         return self.runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+def record(exit_code: int) -> None:
+    """Log one case for benchmarks/reliability.py (when NDT_RELIABILITY_LOG names a file):
+    the running test and the exit code it saw."""
+    log = os.environ.get("NDT_RELIABILITY_LOG")
+    if log:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+        with open(log, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps({"test": test, "exit": exit_code}) + "\n")
+
+
 def check(result, before: bytes | None = None, path: Path | None = None) -> None:
     """The fuzz property: exit 0, 1 or 2; no traceback; at most one `Error:` line for exit 1;
     after a failure, `path` holds `before` byte for byte."""
     assert result.exit_code in (0, 1, 2), (result.exit_code, result.output)
     event(f"exit {result.exit_code}")
+    record(result.exit_code)
     assert "Traceback" not in result.output, result.output
     if result.exit_code == 1:
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
