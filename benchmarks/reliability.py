@@ -151,7 +151,7 @@ def table(outcomes: dict[str, str], log: list[dict]) -> tuple[str, bool]:
         codes = collections.Counter(r["exit"] for r in records)
         shown = (
             ", ".join(
-                f"{'killed' if code == -9 else code}: {count}"
+                f"{'killed (-9)' if code == -9 else code}: {count}"
                 for code, count in sorted(codes.items())
             )
             or "–"

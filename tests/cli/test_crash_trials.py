@@ -48,9 +48,10 @@ def _run(*args: object) -> subprocess.CompletedProcess:
     return done
 
 
-def _kill(args: list, out: Path, at: float, in_write: bool) -> float:
+def _kill(args: list, out: Path, at: float, in_write: bool) -> tuple[float, int]:
     """Start the command, SIGKILL it `at` seconds in (or `at` seconds after a temporary
-    file of `out` appears), and return when it died (seconds since the start)."""
+    file of `out` appears); return when it died (seconds since the start) and its exit
+    status (-9 when the kill ended it, 0 when it had finished first)."""
     started = time.monotonic()
     process = subprocess.Popen(
         _command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env()
@@ -64,7 +65,7 @@ def _kill(args: list, out: Path, at: float, in_write: bool) -> float:
     time.sleep(at)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    return time.monotonic() - started
+    return time.monotonic() - started, process.returncode
 
 
 def _same(a, b, where: str) -> None:
@@ -99,7 +100,7 @@ def test_kill_9_during_track_then_rerun_equals_an_uninterrupted_run(run_dir, tmp
         in_write = trial % 2 == 1
         at = rng.uniform(0, 0.02) if in_write else rng.uniform(0, duration)
         args = ["track", run_dir / "ckpts", "--out", out, "-q"]
-        died = _kill(args, out, at, in_write)
+        died, status = _kill(args, out, at, in_write)
         where = (
             f"trial {trial}: killed {'in a write' if in_write else 'at'} +{at:.4f}s ({died:.2f}s)"
         )
@@ -108,7 +109,7 @@ def test_kill_9_during_track_then_rerun_equals_an_uninterrupted_run(run_dir, tmp
             assert set(partial.steps) <= set(expected.steps), where
         _run("track", run_dir / "ckpts", "--out", out, "-q")
         _same(read_results(out), expected, where)
-        record(-9)
+        record(status)
 
 
 def test_kill_9_during_jumps_write_then_rerun_equals_an_uninterrupted_run(run_dir, tmp_path):
@@ -127,7 +128,7 @@ def test_kill_9_during_jumps_write_then_rerun_equals_an_uninterrupted_run(run_di
         out.write_bytes(tracked.read_bytes())
         in_write = trial % 2 == 1
         at = rng.uniform(0, 0.01) if in_write else rng.uniform(0, duration)
-        died = _kill(["jumps", out, "--all"], out, at, in_write)
+        died, status = _kill(["jumps", out, "--all"], out, at, in_write)
         where = (
             f"trial {trial}: killed {'in a write' if in_write else 'at'} +{at:.4f}s ({died:.2f}s)"
         )
@@ -139,7 +140,7 @@ def test_kill_9_during_jumps_write_then_rerun_equals_an_uninterrupted_run(run_di
         again = read_results(out)
         _same(again, expected, where)
         _same_jumps(again, expected, where)
-        record(-9)
+        record(status)
 
 
 N_INTERRUPTS = 8
