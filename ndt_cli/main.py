@@ -88,10 +88,7 @@ class _WarningLine(logging.Handler):
 def _show_library_warnings() -> None:
     library = logging.getLogger("ndt")
     if not any(isinstance(h, _WarningLine) for h in library.handlers):
-        handler = _WarningLine(logging.WARNING)
-        library.addHandler(handler)
-        if library.level == logging.NOTSET or library.level > logging.WARNING:
-            library.setLevel(logging.WARNING)
+        library.addHandler(_WarningLine(logging.WARNING))
 
 
 def _version(value: bool) -> None:
