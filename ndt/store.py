@@ -253,8 +253,8 @@ def _open(path: Path) -> h5py.File:
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        if isinstance(exc, PermissionError):
-            raise
+        if isinstance(exc, PermissionError):  # h5py puts its own text where the cause goes
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path)) from exc
         raise ResultsFormatError(f"{path} is not an HDF5 file") from None
     try:
         version = handle.attrs.get("format_version")

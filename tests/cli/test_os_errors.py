@@ -203,3 +203,25 @@ def test_real_full_and_read_only_disks(ndt, one_error, mounts, tmp_path):
         ndt("export", full / "r.h5", "-o", full / "x.csv"), f"{full / 'x.csv'}: No space left"
     )
     assert sorted(p.name for p in full.iterdir()) == ["filler", "r.h5"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_results_file(ndt, one_error, tmp_path):
+    path = _results(tmp_path / "r.h5")
+    path.chmod(0)
+    try:
+        one_error(ndt("summary", path), f"{path}: Permission denied")
+    finally:
+        path.chmod(0o600)
+
+
+def test_h5py_permission_error_names_the_file(ndt, one_error, tmp_path, monkeypatch):
+    import h5py
+
+    path = _results(tmp_path / "r.h5")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Unable to synchronously open file (errno = 13)")
+
+    monkeypatch.setattr(h5py, "File", denied)
+    one_error(ndt("summary", path), f"{path}: Permission denied")
