@@ -55,12 +55,25 @@ def os_error_message(exc: OSError) -> str:
     return f"{' -> '.join(names)}: {cause}" if names else cause
 
 
+_interrupted_said = False
+
+
+def _say_interrupted() -> None:
+    """Print `Interrupted.` once per command, wherever the Ctrl-C was caught."""
+    global _interrupted_said
+    if not _interrupted_said:
+        _interrupted_said = True
+        err.print("Interrupted.", soft_wrap=True)
+
+
 def _guarded(command: Callable) -> Callable:
     """Translate NdtError and OSError into `Error: ...` on stderr and exit code 1, and
     Ctrl-C into `Interrupted.` and exit code 130 (NDT_DEBUG=1 re-raises)."""
 
     @functools.wraps(command)
     def wrapper(*args: object, **kwargs: object) -> object:
+        global _interrupted_said
+        _interrupted_said = False  # one process may run several commands (tests)
         try:
             return command(*args, **kwargs)
         except (NdtError, OSError) as exc:
@@ -72,7 +85,7 @@ def _guarded(command: Callable) -> Callable:
         except KeyboardInterrupt:
             if os.environ.get("NDT_DEBUG") == "1":
                 raise
-            err.print("Interrupted.", soft_wrap=True)
+            _say_interrupted()
             raise typer.Exit(INTERRUPTED) from None
 
     return wrapper
@@ -148,5 +161,10 @@ def main() -> None:
     except KeyboardInterrupt:
         if os.environ.get("NDT_DEBUG") == "1":
             raise
-        sys.stderr.write("Interrupted.\n")
+        _say_interrupted()
         raise SystemExit(INTERRUPTED) from None
+    except SystemExit as exc:
+        # Typer turns a Ctrl-C outside the command itself into exit code 130 silently.
+        if exc.code == INTERRUPTED:
+            _say_interrupted()
+        raise

@@ -147,9 +147,9 @@ N_INTERRUPTS = 8
 
 
 def test_ctrl_c_at_random_moments_is_one_line_and_exit_130(run_dir, tmp_path):
-    """SIGINT from 0.05 s in (imports included) to the end of `ndt track`: exit code 130
-    (or a normal exit when the run was already done), never a traceback, a complete file,
-    and a rerun equal to an uninterrupted run."""
+    """SIGINT from 0.05 s in (imports included) to the end of `ndt track`: `Interrupted.`
+    and exit code 130 (or a normal exit when the run was already done), never a traceback,
+    a complete file, and a rerun equal to an uninterrupted run."""
     rng = np.random.default_rng(TRIALS_SEED + 2)
     started = time.monotonic()
     _run("track", run_dir / "ckpts", "--out", tmp_path / "reference.h5", "-q")
@@ -175,10 +175,9 @@ def test_ctrl_c_at_random_moments_is_one_line_and_exit_130(run_dir, tmp_path):
             # Only a finished run gets there: its results are complete.
             assert stderr == "", where
             _same(read_results(out), expected, where)
-        # Known gap (docs/reliability.md): during the replay loop the process sometimes
-        # exits 130 without the `Interrupted.` line; the file is still complete and the
-        # rerun below equals an uninterrupted run. Logged as -130 for the table.
-        record(-130 if process.returncode == 130 and not said else process.returncode)
+        if process.returncode == 130:
+            assert said, where
+        record(process.returncode)
         if out.exists():
             assert set(read_results(out).steps) <= set(expected.steps), where
         _run("track", run_dir / "ckpts", "--out", out, "-q")

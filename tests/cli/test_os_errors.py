@@ -225,3 +225,26 @@ def test_h5py_permission_error_names_the_file(ndt, one_error, tmp_path, monkeypa
 
     monkeypatch.setattr(h5py, "File", denied)
     one_error(ndt("summary", path), f"{path}: Permission denied")
+
+
+def test_ctrl_c_outside_the_command_still_says_interrupted(monkeypatch, capsys):
+    """Typer turns a Ctrl-C it catches itself (before the command runs) into exit code 130
+    without a word; the entry point adds the line."""
+    import sys
+
+    from typer import _click  # the Click that Typer vendors
+
+    import ndt_cli.main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ndt_cli.main, "prefer_huge_pages", lambda: False)
+    monkeypatch.setattr(_click.core.Context, "invoke", interrupted)
+    monkeypatch.setattr(sys, "argv", ["ndt", "summary", "results.h5"])
+    with pytest.raises(SystemExit) as caught:
+        ndt_cli.main.main()
+    assert caught.value.code == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "Interrupted."
+    assert "Traceback" not in captured.err + captured.out
