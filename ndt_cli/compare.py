@@ -11,6 +11,7 @@ from rich.table import Table
 from ndt.analysis.layer_comparison import CompareSettings, LayerComparison
 from ndt.replay.compare import CompareReport, compare_run, write_json
 from ndt.visualization.compare_report import write_report
+from ndt_cli._options import SEED_MAX, real
 from ndt_cli._output import err, fmt, out
 
 _D = CompareSettings()
@@ -22,7 +23,7 @@ def compare(
         typer.Option(help="Compare the last checkpoint before S with the one at (or after) S."),
     ] = None,
     window: Annotated[
-        int, typer.Option(help="Move each side K checkpoints further from --step.")
+        int, typer.Option(min=0, help="Move each side K checkpoints further from --step.")
     ] = 0,
     before: Annotated[int | None, typer.Option(help="Earlier step, with --after.")] = None,
     after: Annotated[int | None, typer.Option(help="Later step, with --before.")] = None,
@@ -48,19 +49,26 @@ def compare(
         Path | None, typer.Option(help="Save both steps' activations to FILE (HDF5, gzip).")
     ] = None,
     dead_threshold: Annotated[
-        float, typer.Option(help="Sparsity above which a neuron is dead.")
+        float,
+        typer.Option(help="Sparsity above which a neuron is dead, in [0, 1].", callback=real(0, 1)),
     ] = _D.dead_threshold,
-    clusters: Annotated[int, typer.Option(help="KMeans clusters.")] = _D.n_clusters,
+    clusters: Annotated[int, typer.Option(min=2, help="KMeans clusters.")] = _D.n_clusters,
     components: Annotated[
-        int, typer.Option(help="Principal components compared.")
+        int, typer.Option(min=1, help="Principal components compared.")
     ] = _D.n_components,
-    top_k: Annotated[int, typer.Option(help="Neurons listed by largest |delta mean|.")] = _D.top_k,
-    seed: Annotated[int, typer.Option(help="Seed of KMeans, CV folds and subsampling.")] = _D.seed,
+    top_k: Annotated[
+        int, typer.Option(min=0, help="Neurons listed by largest |delta mean|.")
+    ] = _D.top_k,
+    seed: Annotated[
+        int, typer.Option(min=0, max=SEED_MAX, help="Seed of KMeans, CV folds and subsampling.")
+    ] = _D.seed,
     max_rows: Annotated[
-        int, typer.Option(help="Subsample layers with more rows (stated).")
+        int, typer.Option(min=1, help="Subsample layers with more rows (stated).")
     ] = _D.max_rows,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    batch_size: Annotated[int | None, typer.Option(help="Probe samples per forward pass.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Probe samples per forward pass.")
+    ] = None,
     trust_code: Annotated[
         bool,
         typer.Option(

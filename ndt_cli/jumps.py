@@ -11,6 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from ndt.io.export import write_csv
 from ndt.io.store import read_results, write_jumps
 from ndt.jumps import (
     DEFAULT_METHOD,
@@ -24,6 +25,7 @@ from ndt.jumps.local_null import HALF_WINDOW
 from ndt.jumps.pelt import COSTS
 from ndt.jumps.table import ALL_METRICS, DEFAULT_TOLERANCE
 from ndt.jumps.validation import validate_detector
+from ndt_cli._options import real
 from ndt_cli._output import err, fmt, out, print_json
 
 Method = Enum("Method", {name: name for name in METHODS}, type=str)  # type: ignore[misc]
@@ -31,6 +33,8 @@ _JSON_KEYS = ("layer", "metric", "step", "prev_step", "value_before", "value_aft
               "score", "p_value", "q_value", "methods")  # fmt: skip
 _DEFAULT_METHOD = Method(DEFAULT_METHOD)
 _Opt = typer.Option
+_FDR = real(0, 1, low_open=True, high_open=True)
+_POSITIVE = real(0, low_open=True)
 
 
 def jumps(
@@ -53,18 +57,25 @@ def jumps(
     half_window: Annotated[
         int, _Opt(help="Reference intervals on each side of a candidate.", min=2, max=1000)
     ] = HALF_WINDOW,
-    window_size: Annotated[int | None, _Opt(help="zscore: trailing window. (default 10)")] = None,
-    z_threshold: Annotated[float | None, _Opt(help="zscore: |z| threshold. (default 3)")] = None,
+    window_size: Annotated[
+        int | None, _Opt(help="zscore: trailing window. (default 10)", min=1)
+    ] = None,
+    z_threshold: Annotated[
+        float | None, _Opt(help="zscore: |z| threshold. (default 3)", callback=_POSITIVE)
+    ] = None,
     min_samples: Annotated[
-        int | None, _Opt(help="zscore: points before the first test. (default 5)")
+        int | None, _Opt(help="zscore: points before the first test. (default 5)", min=1)
     ] = None,
     gradient_threshold: Annotated[
-        float | None, _Opt(help="gradient: multiple of the gradient SD. (default 2.5)")
+        float | None,
+        _Opt(help="gradient: multiple of the gradient SD. (default 2.5)", callback=_POSITIVE),
     ] = None,
     cost: Annotated[
         str | None, _Opt(help=f"pelt: cost, one of {', '.join(COSTS)}. (default l2)")
     ] = None,
-    penalty: Annotated[float | None, _Opt(help="pelt: penalty. (default noise-scaled)")] = None,
+    penalty: Annotated[
+        float | None, _Opt(help="pelt: penalty. (default noise-scaled)", callback=real(0))
+    ] = None,
     as_json: Annotated[
         bool, _Opt("--json", help="Print transitions and curve jumps as JSON.")
     ] = False,
@@ -112,11 +123,11 @@ def jumps(
         err.print(f"Note: skipped {count} NaN points in {name} {kind}.", soft_wrap=True)
     for name, kind, count in report.short_curves:
         err.print(f"Warning: {name} {kind} has {count} finite points, too few to test; skipped.")
+    shown = report.table if show_all else report.table[report.table["significant"]]
+    if csv is not None:  # before the results file, so that a bad --csv leaves that untouched
+        write_csv(shown[list(_JSON_KEYS)], csv)
     if not no_write:
         write_jumps(results_path, report.table, report.settings(), report.transitions, wait=wait)
-    shown = report.table if show_all else report.table[report.table["significant"]]
-    if csv is not None:
-        shown[list(_JSON_KEYS)].to_csv(csv, index=False)
     if as_json:
         print_json(_json_document(report, shown))
         return

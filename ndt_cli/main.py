@@ -3,23 +3,36 @@
 Command modules are imported only when needed: `ndt jumps results.h5` loads the jumps
 command and what it uses, not torch, so the commands that read a results file start fast.
 `app` (every command, for `ndt --help` and in-process tests) is built on first access.
+
+Every failure a user can cause ends here as one line on stderr: a library `NdtError` and
+an `OSError` (read-only folder, full disk, missing or unreadable file, a folder where a file
+was expected) as `Error: ...` with exit code 1, Ctrl-C as `Interrupted.` with exit code 130,
+at any moment from the first import on. `NDT_DEBUG=1` shows the traceback instead.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import os
 import sys
-from collections.abc import Callable
-from typing import Annotated
 
-import typer
+try:  # Ctrl-C while the command starts: one line, no traceback.
+    import functools
+    import importlib
+    import logging
+    import os
+    from collections.abc import Callable
+    from typing import Annotated
 
-from ndt import __version__
-from ndt.errors import NdtError
-from ndt.replay.allocator import prefer_huge_pages
-from ndt_cli._output import err
+    import typer
+
+    from ndt import __version__
+    from ndt.errors import NdtError, describe
+    from ndt.replay.allocator import prefer_huge_pages
+    from ndt_cli._output import err
+except KeyboardInterrupt:  # pragma: no cover - timing dependent
+    sys.stderr.write("Interrupted.\n")
+    raise SystemExit(130) from None
+
+INTERRUPTED = 130
 
 # name -> (module, function), in the order of `ndt --help`: the pipeline first.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,23 +67,60 @@ SUMMARIES: dict[str, str] = {
 }
 
 
+def os_error_message(exc: OSError) -> str:
+    """``FILE: cause`` for an OSError, naming the file it carries (both of a rename)."""
+    cause = exc.strerror or describe(exc)
+    names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    return f"{' -> '.join(names)}: {cause}" if names else cause
+
+
+_interrupted_said = False
+
+
+def _say_interrupted() -> None:
+    """Print `Interrupted.` once per command, wherever the Ctrl-C was caught."""
+    global _interrupted_said
+    if not _interrupted_said:
+        _interrupted_said = True
+        err.print("Interrupted.", soft_wrap=True)
+
+
 def _guarded(command: Callable) -> Callable:
-    """Translate NdtError into `Error: ...` on stderr and exit code 1 (NDT_DEBUG=1 re-raises)."""
+    """Translate NdtError and OSError into `Error: ...` on stderr and exit code 1, and
+    Ctrl-C into `Interrupted.` and exit code 130 (NDT_DEBUG=1 re-raises)."""
 
     @functools.wraps(command)
     def wrapper(*args: object, **kwargs: object) -> object:
+        global _interrupted_said
+        _interrupted_said = False  # one process may run several commands (tests)
         try:
             return command(*args, **kwargs)
-        except NdtError as exc:
+        except (NdtError, OSError) as exc:
             if os.environ.get("NDT_DEBUG") == "1":
                 raise
-            err.print(f"Error: {exc}", soft_wrap=True, markup=False)
+            message = os_error_message(exc) if isinstance(exc, OSError) else str(exc)
+            err.print(f"Error: {message}", soft_wrap=True, markup=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print("Interrupted.", soft_wrap=True)
-            raise typer.Exit(130) from None
+            if os.environ.get("NDT_DEBUG") == "1":
+                raise
+            _say_interrupted()
+            raise typer.Exit(INTERRUPTED) from None
 
     return wrapper
+
+
+class _WarningLine(logging.Handler):
+    """Library warnings (``logging``) as `Warning: ...` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"Warning: {record.getMessage()}", soft_wrap=True, markup=False)
+
+
+def _show_library_warnings() -> None:
+    library = logging.getLogger("ndt")
+    if not any(isinstance(h, _WarningLine) for h in library.handlers):
+        library.addHandler(_WarningLine(logging.WARNING))
 
 
 def _version(value: bool) -> None:
@@ -107,6 +157,7 @@ def build_app(names: list[str] | None = None, *, summaries_only: bool = False) -
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     built.callback()(_root)
+    _show_library_warnings()
     for name in names or COMMANDS:
         if summaries_only:
             built.command(name, help=SUMMARIES[name])(_stand_in)
@@ -129,14 +180,26 @@ def __getattr__(name: str) -> object:
 
 def main() -> None:
     """Console-script entry point: loads only the command asked for, when one is."""
-    prefer_huge_pages()  # before anything imports torch (ndt/replay/allocator.py)
-    asked = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    if asked is None and "--version" in sys.argv[1:]:
-        print(f"ndt {__version__}")
-        return
-    if asked in COMMANDS:
-        build_app([asked])()
-    elif asked is None:
-        build_app(summaries_only=True)()  # `ndt`, `ndt --help`: the list of commands
-    else:
-        build_app()()  # an unknown command: Typer names it and lists the real ones
+    try:
+        prefer_huge_pages()  # before anything imports torch (ndt/replay/allocator.py)
+        asked = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+        if asked is None and "--version" in sys.argv[1:]:
+            print(f"ndt {__version__}")
+            return
+        # Importing a command (torch) takes most of the first second: it is in here.
+        if asked in COMMANDS:
+            build_app([asked])()
+        elif asked is None:
+            build_app(summaries_only=True)()  # `ndt`, `ndt --help`: the list of commands
+        else:
+            build_app()()  # an unknown command: Typer names it and lists the real ones
+    except KeyboardInterrupt:
+        if os.environ.get("NDT_DEBUG") == "1":
+            raise
+        _say_interrupted()
+        raise SystemExit(INTERRUPTED) from None
+    except SystemExit as exc:
+        # Typer turns a Ctrl-C outside the command itself into exit code 130 silently.
+        if exc.code == INTERRUPTED:
+            _say_interrupted()
+        raise

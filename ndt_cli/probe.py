@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ndt.io.probe_sources import make_probe
+from ndt_cli._options import SEED_MAX
 from ndt_cli._output import out, print_json
 
 
@@ -15,7 +16,9 @@ def probe(
     path: Annotated[Path, typer.Argument(help="The probe file to write (.safetensors).")],
     digits: Annotated[
         int | None,
-        typer.Option(help="N class-balanced samples of scikit-learn's 8x8 digits, with labels."),
+        typer.Option(
+            min=1, help="N class-balanced samples of scikit-learn's 8x8 digits, with labels."
+        ),
     ] = None,
     gaussian: Annotated[
         str | None, typer.Option(help="Standard normal float32 inputs of this shape, e.g. 256x64.")
@@ -24,7 +27,8 @@ def probe(
         str | None, typer.Option(help="Random int64 token ids of this shape, e.g. 64x16.")
     ] = None,
     vocab: Annotated[
-        int | None, typer.Option(help="Vocabulary size for --tokens (ids 0 to vocab-1).")
+        int | None,
+        typer.Option(min=1, help="Vocabulary size for --tokens (ids 0 to vocab-1)."),
     ] = None,
     source: Annotated[
         Path | None,
@@ -60,7 +64,10 @@ def probe(
     image: Annotated[
         bool, typer.Option(help="With --digits: inputs as (n, 1, 8, 8) images, not (n, 64).")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the digits subset or the random values.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(min=0, max=SEED_MAX, help="Seed of the digits subset or the random values."),
+    ] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace PATH if it exists.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print a JSON summary on stdout.")

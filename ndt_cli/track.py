@@ -20,6 +20,7 @@ from ndt.models.trust import remember_model
 from ndt.replay.allocator import return_large_blocks_to_os
 from ndt.replay.track import CheckpointPlan, TrackReport, plan_checkpoints
 from ndt.replay.track import track as run_track
+from ndt_cli._options import THREADS_MAX, real
 from ndt_cli._output import err, fmt, out, print_json
 
 DType = Enum("DType", {name: name for name in DTYPES}, type=str)
@@ -64,10 +65,11 @@ def track(
         bool, typer.Option("--center/--no-center", help="Centre activations over samples.")
     ] = True,
     dormant_tau: Annotated[
-        float, typer.Option(help="Dormancy threshold tau for dormant_fraction.")
+        float,
+        typer.Option(help="Dormancy threshold tau for dormant_fraction (>= 0).", callback=real(0)),
     ] = 0.0,
     batch_size: Annotated[
-        int | None, typer.Option(help="Probe samples per forward pass (default: all).")
+        int | None, typer.Option(min=1, help="Probe samples per forward pass (default: all).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[
@@ -85,6 +87,7 @@ def track(
         int | None,
         typer.Option(
             min=1,
+            max=THREADS_MAX,
             help="CPU threads for the forward passes and the Gram updates (default: torch's, "
             "usually one per core).",
         ),
@@ -93,12 +96,13 @@ def track(
         str | None,
         typer.Option(help="Only steps in START:STOP (inclusive; either side may be empty)."),
     ] = None,
-    every: Annotated[int, typer.Option(help="Keep every K-th checkpoint.")] = 1,
+    every: Annotated[int, typer.Option(min=1, help="Keep every K-th checkpoint.")] = 1,
     step_scale: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="Steps between two saves: maps accelerate's checkpoint_<i> save indices to "
-            "steps (i * K)."
+            "steps (i * K).",
         ),
     ] = None,
     dry_run: Annotated[

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import struct
 from collections.abc import Iterable, Mapping
@@ -49,6 +50,9 @@ _SHARD = re.compile(r"(.+)-(\d+)-of-(\d+)$")
 # accelerate's ProjectConfiguration(automatic_checkpoint_naming=True) folders: a save counter.
 _SAVE_INDEX = re.compile(r"checkpoint_(\d+)")
 TRAINER_STATE = "trainer_state.json"
+#: Steps are stored as int64.
+STEP_LIMIT = 2**63
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,24 @@ def _trainer_step(folder: Path) -> int | None:
 
 
 def _step_of(path: Path, root: Path, step_scale: int | None) -> tuple[int, str] | None:
-    """The step of a checkpoint file and where it came from, or None if it has none."""
+    """The step of a checkpoint file and where it came from, or None if it has none.
+
+    Raises:
+        CheckpointError: if the step does not fit int64, as the results file stores it.
+    """
+    found = _raw_step_of(path, root, step_scale)
+    if found is not None and not -STEP_LIMIT <= found[0] < STEP_LIMIT:
+        raise CheckpointError(
+            f"step {found[0]} of '{path.relative_to(root)}' does not fit a 64-bit integer "
+            f"(|step| < 2**63)"
+        )
+    return found
+
+
+def _raw_step_of(path: Path, root: Path, step_scale: int | None) -> tuple[int, str] | None:
     if path.suffix == SAFETENSORS_SUFFIX:
         value = read_safetensors_metadata(path).get("step")
-        if value is not None and str(value).strip().lstrip("-").isdigit():
+        if value is not None and re.fullmatch(r"-?[0-9]+", str(value).strip()):
             return int(value), "metadata"
     trainer_step = _trainer_step(path.parent)
     if trainer_step is not None:
@@ -165,6 +183,19 @@ def _no_step(path: Path, root: Path) -> CheckpointError:
         f"cannot read a step from '{path.relative_to(root)}'; expected a name like "
         "'step_001200.safetensors' or a 'step' key in the safetensors metadata"
     )
+
+
+def _utf8_name(path: Path, root: Path) -> bool:
+    """Whether the name is valid UTF-8, as the results file stores it; others are skipped
+    with a warning rather than stopping the run."""
+    relative = str(path.relative_to(root))
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = relative.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        logger.warning("skipped %s: its name is not valid UTF-8; rename it to track it", shown)
+        return False
+    return True
 
 
 def _group_shards(files: Iterable[Path]) -> list[tuple[Path, ...]]:
@@ -201,9 +232,10 @@ def discover_checkpoints(
         Checkpoints in increasing step order.
 
     Raises:
-        CheckpointError: if the folder is missing or empty, no file has a step, two
-            checkpoints share a step, a shard listed in an index file is missing, or
-            `steps` selects none of them.
+        CheckpointError: if the folder is missing or empty, no file has a step, a step
+            does not fit int64, two checkpoints share a step, a shard listed in an index
+            file is missing, or `steps` selects none of them. A file whose name is not
+            valid UTF-8 is skipped with a logged warning.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -224,6 +256,7 @@ def discover_checkpoints(
             and p.is_file()
             and p.resolve() not in skip
         ]
+    files = [p for p in files if _utf8_name(p, root)]
     if not files:
         raise CheckpointError(f"no *.safetensors files in {root}")
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ndt.errors import NdtError
+from ndt.io.file_replace import write_text_atomic
 from ndt.io.json_text import to_json
 from ndt.io.store import Results, read_results, write_results
 
@@ -162,11 +163,21 @@ def export_to_csv(results: Mapping[str, pd.DataFrame], path: str | Path) -> Path
 
     Raises:
         NdtError: see `results_from_frames`.
+        OSError: naming `path` when it cannot be written (written atomically).
     """
     path = Path(path)
+    text = tidy_table(results_from_frames(results)).to_csv(index=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tidy_table(results_from_frames(results)).to_csv(path, index=False)
-    return path
+    return write_text_atomic(path, text)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write `frame` (without its index) as CSV to `path`, atomically; the folder must exist.
+
+    Raises:
+        OSError: naming `path` when it is a folder, its folder is missing, or the write fails.
+    """
+    return write_text_atomic(path, frame.to_csv(index=False))
 
 
 def _json_records(frame: pd.DataFrame) -> str:
@@ -213,10 +224,14 @@ def export_results(
     Raises:
         ResultsFormatError: if `path` cannot be read as a results file.
         NdtError: for an unknown format.
+        OSError: naming `out` when it is a folder or cannot be written (written
+            atomically: a failed write leaves no partial file).
     """
     out = Path(out)
     fmt = _resolve_format(fmt, out)
     frame = tidy_table(read_results(path))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_render(frame, fmt), encoding="utf-8")
+    text = _render(frame, fmt)
+    if not out.is_dir():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, text)
     return ExportReport(path=out, fmt=fmt, n_rows=len(frame), columns=tuple(frame.columns))

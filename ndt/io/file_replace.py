@@ -9,6 +9,7 @@ link stays).
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import secrets
@@ -69,3 +70,28 @@ def remove_temp_files(path: str | Path) -> list[Path]:
             continue
         removed.append(Path(name))
     return removed
+
+
+def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
+    """Replace `path` with `text` atomically (a CSV or JSON output); the folder must exist.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OSError: naming `path` when it is a folder, its folder is missing, read-only or
+            full; no temporary file is left behind.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not resolve_target(path).parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    try:
+        with replacing(path) as tmp, open(tmp, "w", encoding=encoding, newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    return path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,13 +77,55 @@ _NUMPY_DTYPES = {
 }  # fmt: skip
 
 
+def _read_header(path: Path) -> tuple[int, dict[str, dict]]:
+    """The header length and tensor entries of a safetensors file, checked as safetensors
+    itself checks them: offsets within the file, tensors back to back without overlap."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ValueError(f"{size} bytes is too short for a safetensors file")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > size - 8:
+            raise ValueError(f"the header claims {length} bytes but the file has {size}")
+        header = json.loads(handle.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    header.pop("__metadata__", None)
+    end = 0
+    entries = sorted(header.items(), key=lambda item: _offsets(item)[0])
+    for name, entry in entries:
+        start, stop = _offsets((name, entry))
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or not all(
+            isinstance(side, int) and side >= 0 for side in shape
+        ):
+            raise ValueError(f"tensor '{name}' has shape {shape!r}")
+        if start != end:
+            raise ValueError(f"tensor '{name}' starts at byte {start}, expected {end}")
+        end = stop
+    if end != size - 8 - length:
+        raise ValueError(f"the tensors cover {end} bytes but the data has {size - 8 - length}")
+    return length, dict(entries)
+
+
+def _offsets(item: tuple[str, object]) -> tuple[int, int]:
+    name, entry = item
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(v, int) for v in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    ):
+        raise ValueError(f"tensor '{name}' has data_offsets {offsets!r}")
+    return offsets[0], offsets[1]
+
+
 def _map_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors file, memory-mapped where possible, so that a probe larger
     than memory is paged in chunk by chunk as the forward passes read it."""
-    with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
-    header.pop("__metadata__", None)
+    length, header = _read_header(path)
     if any(entry["dtype"] not in _NUMPY_DTYPES for entry in header.values()):
         from safetensors.torch import load_file
 
@@ -92,7 +135,7 @@ def _map_tensors(path: Path) -> dict[str, torch.Tensor]:
         start, stop = entry["data_offsets"]
         dtype = np.dtype(_NUMPY_DTYPES[entry["dtype"]])
         shape = tuple(entry["shape"])
-        if stop - start != dtype.itemsize * int(np.prod(shape)):
+        if stop - start != dtype.itemsize * math.prod(shape):
             raise ValueError(f"tensor '{name}' has {stop - start} bytes for shape {shape}")
         if stop == start:
             tensors[name] = torch.from_numpy(np.empty(shape, dtype))
@@ -122,6 +165,11 @@ def load_probe(path: str | Path) -> Probe:
         keys = ", ".join(sorted(tensors)) or "nothing"
         raise ProbeError(f"probe {path} has no 'inputs' or 'input_ids' tensor (it holds {keys})")
     inputs = tensors.pop(key)
+    if inputs.ndim == 0 or inputs.shape[0] == 0:
+        raise ProbeError(
+            f"probe {path}: '{key}' has shape {tuple(inputs.shape)}; expected (n_samples, ...) "
+            "with at least one sample"
+        )
     labels = tensors.pop(LABELS_KEY, None)
     for name, tensor in [(LABELS_KEY, labels), *tensors.items()]:
         if tensor is not None and (tensor.ndim == 0 or tensor.shape[0] != inputs.shape[0]):

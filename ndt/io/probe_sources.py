@@ -9,6 +9,8 @@ the order of several metadata keys, and the file's bytes must not depend on it).
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,27 @@ from ndt.io.probe import INPUTS_KEY, LABELS_KEY, Probe, save_probe
 METADATA_KEY = "ndt_probe"
 ARRAY_SUFFIXES = (".npy", ".pt", ".pth", ".csv")
 _SHAPE = re.compile(r"\d+(x\d+)*")
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not Linux/macOS
+        return 16 * 2**30
+
+
+#: A generated probe may take at most half of this machine's memory.
+MAX_PROBE_BYTES = _memory_bytes() // 2
+
+
+def _check_size(shape: tuple[int, ...], itemsize: int, option: str) -> None:
+    size = math.prod(shape) * itemsize
+    if size > MAX_PROBE_BYTES:
+        text = "x".join(map(str, shape))
+        raise ProbeError(
+            f"{option} {text} needs {size / 2**30:.3g} GiB; at most "
+            f"{MAX_PROBE_BYTES / 2**30:.3g} GiB (half this machine's memory) is allowed"
+        )
 
 
 def parse_shape(text: str | Sequence[int], option: str = "shape") -> tuple[int, ...]:
@@ -83,8 +106,13 @@ def digits_probe(n_samples: int, seed: int = 0, image: bool = False) -> Probe:
 
 
 def gaussian_probe(shape: str | Sequence[int], seed: int = 0) -> Probe:
-    """Standard normal float32 inputs of `shape` (n_samples first), from ``default_rng(seed)``."""
+    """Standard normal float32 inputs of `shape` (n_samples first), from ``default_rng(seed)``.
+
+    Raises:
+        ProbeError: if `shape` is malformed or would take more than half of the memory.
+    """
     shape = parse_shape(shape, "--gaussian")
+    _check_size(shape, 4, "--gaussian")
     values = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     return Probe(torch.from_numpy(values))
 
@@ -93,11 +121,15 @@ def token_probe(shape: str | Sequence[int], vocab: int, seed: int = 0) -> Probe:
     """Uniform int64 token ids in ``[0, vocab)`` of `shape`, e.g. (n_samples, n_tokens).
 
     Raises:
-        ProbeError: if `vocab` is below 1.
+        ProbeError: if `vocab` is below 1 or above int64, or the probe would take more than
+            half of this machine's memory.
     """
     shape = parse_shape(shape, "--tokens")
     if vocab is None or vocab < 1:
         raise ProbeError(f"--vocab must be at least 1 for --tokens, got {vocab}")
+    if vocab > 2**63 - 1:
+        raise ProbeError(f"--vocab {vocab} does not fit int64 token ids")
+    _check_size(shape, 8, "--tokens")
     values = np.random.default_rng(seed).integers(0, vocab, size=shape, dtype=np.int64)
     return Probe(torch.from_numpy(values))
 

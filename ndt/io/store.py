@@ -22,8 +22,10 @@ writes, so two writers never lose each other's rows.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -34,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from ndt import __version__
-from ndt.errors import ResultsFormatError
+from ndt.errors import ResultsFormatError, describe
 from ndt.io.file_replace import replacing
 from ndt.io.results_lock import results_lock
+from ndt.io.results_schema import violations
 
 FORMAT_VERSION = 1
 KIND = "ndt-results"
@@ -164,6 +167,23 @@ def _attr_value(value: object) -> object:
     return value
 
 
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def _write_error(exc: BaseException, path: Path) -> OSError:
+    """An OSError naming the results file for a failed write (h5py reports a full disk as a
+    RuntimeError with the errno in its message, and names the temporary file)."""
+    code = None
+    # Closing the broken file raises again; the first error of the chain has the cause.
+    while exc is not None and code is None:
+        code = getattr(exc, "errno", None)
+        found = _HDF5_ERRNO.search(str(exc))
+        code = code if code is not None else int(found.group(1)) if found else None
+        exc = exc.__context__
+    code = code if code is not None else errno.EIO
+    return OSError(code, os.strerror(code), str(path))
+
+
 def write_results(path: str | Path, results: Results, *, wait: float = 0.0) -> None:
     """Write `results` to `path`, replacing the file atomically, under its write lock.
 
@@ -174,12 +194,21 @@ def write_results(path: str | Path, results: Results, *, wait: float = 0.0) -> N
 
     Raises:
         ResultsLockedError: if another process is writing `path`.
+        OSError: naming `path` when the folder is read-only, full, or missing (the previous
+            file, if any, is left as it was).
     """
     with results_lock(path, wait):
         _write(path, results)
 
 
 def _write(path: str | Path, results: Results) -> None:
+    try:
+        _write_replacing(path, results)
+    except (OSError, RuntimeError) as exc:
+        raise _write_error(exc, Path(path)) from exc
+
+
+def _write_replacing(path: str | Path, results: Results) -> None:
     with replacing(path) as tmp_name:
         with h5py.File(tmp_name, "w") as f:
             f.attrs.update(
@@ -232,60 +261,88 @@ def _read_provenance(group: h5py.Group) -> Provenance:
 
 
 def _open(path: Path) -> h5py.File:
+    """Open a results file for reading after checking it against the specification."""
     if not path.exists():
         raise ResultsFormatError(f"results file {path} does not exist; run `ndt track` first")
+    if path.is_dir():
+        raise ResultsFormatError(f"{path} is a folder, not a results file")
     try:
         handle = h5py.File(path, "r")
-    except OSError:
+    except OSError as exc:
+        if isinstance(exc, PermissionError):  # h5py puts its own text where the cause goes
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path)) from exc
         raise ResultsFormatError(f"{path} is not an HDF5 file") from None
-    version = handle.attrs.get("format_version")
-    if version is None:
+    try:
+        version = handle.attrs.get("format_version")
+        if version is None:
+            raise ResultsFormatError(f"{path} is not an ndt results file (no format_version)")
+        if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
+            shown = version.item() if isinstance(version, np.generic) else version
+            raise ResultsFormatError(
+                f"{path} has format_version {shown!r} ({type(version).__name__}); "
+                "expected an integer (see docs/results-format.md)"
+            )
+        if int(version) > FORMAT_VERSION:
+            raise ResultsFormatError(
+                f"{path} has format version {int(version)}; this ndt reads up to "
+                f"{FORMAT_VERSION} (upgrade ndt)"
+            )
+        problems = violations(handle)
+    except ResultsFormatError:
         handle.close()
-        raise ResultsFormatError(f"{path} is not an ndt results file (no format_version)")
-    if int(version) > FORMAT_VERSION:
+        raise
+    except Exception as exc:  # h5py raises several types for a damaged file
         handle.close()
+        raise ResultsFormatError(f"cannot read {path}: {describe(exc)}") from exc
+    if problems:
+        handle.close()
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ResultsFormatError(
-            f"{path} has format version {int(version)}; this ndt reads up to "
-            f"{FORMAT_VERSION} (upgrade ndt)"
+            f"{path} does not follow the results format: {'; '.join(problems[:3])}{more} "
+            "(see docs/results-format.md)"
         )
     return handle
 
 
 def read_results(path: str | Path) -> Results:
-    """Read a whole results file.
+    """Read a whole results file, checked against docs/results-format.md.
 
     Raises:
-        ResultsFormatError: if the file is missing, not HDF5, not an ndt results file,
-            of a newer format version, or lacks a required dataset.
+        ResultsFormatError: if the file is missing, not HDF5, not an ndt results file, of a
+            newer format version, or departs from the specification (the message names
+            each violation: a missing or mis-shaped dataset, a malformed attribute...).
     """
     path = Path(path)
     with _open(path) as f:
         try:
-            steps = f["steps"][()].astype(np.int64)
-            layers = list(f["layers"].asstr()[()])
-            group = f["metrics"]
-            order = json.loads(group.attrs.get("order", "[]")) or sorted(group)
-            metrics = {name: group[name][()] for name in order if name in group}
-        except KeyError as exc:
-            raise ResultsFormatError(f"{path} lacks a required dataset: {exc}") from None
-        results = Results(steps=steps, layers=layers, metrics=metrics)
-        if "scalars" in f:
-            results.scalars = {name: f["scalars"][name][()] for name in f["scalars"]}
-        for name in ("checkpoints", "failures", "jumps"):
-            if name in f:
-                setattr(results, name, _read_table(f[name]))
-        if "jumps" in f:
-            results.jump_settings = {
-                k: (v.item() if isinstance(v, np.generic) else v)
-                for k, v in f["jumps"].attrs.items()
-            }
-            results.jump_settings.pop("columns", None)
-            if "transitions" in f["jumps"]:
-                results.transitions = _read_table(f["jumps"]["transitions"])
-        if "provenance" in f:
-            results.provenance = _read_provenance(f["provenance"])
-        if "metadata" in f:
-            results.metadata = {k: str(v) for k, v in f["metadata"].attrs.items()}
+            return _read_checked(f)
+        except Exception as exc:  # h5py raises several types for a damaged file
+            raise ResultsFormatError(f"cannot read {path}: {describe(exc)}") from exc
+
+
+def _read_checked(f: h5py.File) -> Results:
+    steps = f["steps"][()].astype(np.int64)
+    layers = list(f["layers"].asstr()[()])
+    group = f["metrics"]
+    order = json.loads(group.attrs.get("order", "[]")) or sorted(group)
+    metrics = {name: group[name][()].astype(np.float64) for name in order if name in group}
+    results = Results(steps=steps, layers=layers, metrics=metrics)
+    if "scalars" in f:
+        results.scalars = {name: f["scalars"][name][()] for name in f["scalars"]}
+    for name in ("checkpoints", "failures", "jumps"):
+        if name in f:
+            setattr(results, name, _read_table(f[name]))
+    if "jumps" in f:
+        results.jump_settings = {
+            k: (v.item() if isinstance(v, np.generic) else v) for k, v in f["jumps"].attrs.items()
+        }
+        results.jump_settings.pop("columns", None)
+        if "transitions" in f["jumps"]:
+            results.transitions = _read_table(f["jumps"]["transitions"])
+    if "provenance" in f:
+        results.provenance = _read_provenance(f["provenance"])
+    if "metadata" in f:
+        results.metadata = {k: str(v) for k, v in f["metadata"].attrs.items()}
     return results
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ndt.errors import ModelSpecError
+from ndt.errors import ModelSpecError, describe
 from ndt.io.manifest import ModelSpec
 from ndt.models.zoo import ZOO, build_zoo_model
 
@@ -49,6 +49,10 @@ def model_spec(target: str | None, kwargs_json: str | None = None) -> ModelSpec 
 
 def _load_factory(target: str) -> object:
     location, _, name = target.rpartition(":")
+    if not location.strip() or not name.isidentifier():
+        raise ModelSpecError(
+            f"model '{target}' is not 'package.module:factory' or 'file.py:factory'"
+        )
     if location.endswith(".py"):
         path = Path(location)
         if not path.is_file():
@@ -62,12 +66,12 @@ def _load_factory(target: str) -> object:
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
-            raise ModelSpecError(f"importing {path} failed: {exc}") from exc
+            raise ModelSpecError(f"importing {path} failed: {describe(exc)}") from exc
     else:
         try:
             module = importlib.import_module(location)
-        except ImportError as exc:
-            raise ModelSpecError(f"cannot import module '{location}': {exc}") from exc
+        except (ImportError, ValueError, TypeError) as exc:  # TypeError: a relative name
+            raise ModelSpecError(f"cannot import module '{location}': {describe(exc)}") from exc
     factory = getattr(module, name, None)
     if not callable(factory):
         raise ModelSpecError(f"'{name}' in '{location}' is not a callable")
@@ -103,7 +107,7 @@ def build_model(spec: ModelSpec, folder: str | Path | None = None) -> nn.Module:
     try:
         model = factory(**spec.kwargs)
     except Exception as exc:
-        raise ModelSpecError(f"calling {spec.target} failed: {exc}") from exc
+        raise ModelSpecError(f"calling {spec.target} failed: {describe(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"{spec.target} returned {type(model).__name__}, not an nn.Module")
     return model

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ndt.errors import ModelSpecError
+from ndt.errors import ModelSpecError, describe
 
 
 def mlp(
@@ -194,5 +194,5 @@ def build_zoo_model(arch: str, **sizes: object) -> nn.Module:
         raise ModelSpecError(f"unknown arch '{arch}'; choose one of {', '.join(ZOO)}")
     try:
         return ZOO[arch](**sizes)
-    except TypeError as exc:
-        raise ModelSpecError(f"arch '{arch}' does not accept these sizes: {exc}") from exc
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:  # torch's size checks
+        raise ModelSpecError(f"arch '{arch}' does not accept these sizes: {describe(exc)}") from exc

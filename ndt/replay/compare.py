@@ -30,6 +30,7 @@ from ndt.analysis.layer_comparison import (
 from ndt.core.rows import channels_first_layers
 from ndt.errors import CheckpointError, NdtError, ProbeError, ResultsFormatError
 from ndt.io.checkpoints import Checkpoint, discover_checkpoints
+from ndt.io.file_replace import write_text_atomic
 from ndt.io.json_text import to_json
 from ndt.io.manifest import ModelSpec
 from ndt.io.probe import file_sha256
@@ -409,6 +410,7 @@ def report_to_dict(report: CompareReport) -> dict[str, object]:
 def write_json(report: CompareReport, path: str | Path) -> Path:
     """Write `report_to_dict(report)` to `path` (NaN as null)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_json(report_to_dict(report)) + "\n")
-    return path
+    text = to_json(report_to_dict(report)) + "\n"
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, text)

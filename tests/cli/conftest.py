@@ -28,3 +28,9 @@ def assert_one_error(result, fragment: str, code: int = 1) -> None:
     assert len(errors) == 1, result.stderr
     assert fragment in errors[0], errors[0]
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def one_error():
+    """`assert_one_error`, as a fixture for test modules."""
+    return assert_one_error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -141,3 +143,25 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
         write_results(path, broken)
     assert read_results(path).layers == ["blocks.0", "head"]
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_full_disk_in_hdf5_is_an_os_error_naming_the_results_file(tmp_path, monkeypatch):
+    """h5py reports a failed flush as a RuntimeError with the errno in its text."""
+    path = tmp_path / "r.h5"
+    results = Results(steps=np.array([1, 2]), layers=["a"], metrics={"m": np.ones((2, 1))})
+    write_results(path, results)
+    before = path.read_bytes()
+
+    def full(self):
+        raise RuntimeError(
+            "Unable to flush file (file write failed: errno = 28, error message = 'No space "
+            "left on device')"
+        )
+
+    monkeypatch.setattr(h5py.File, "flush", full)
+    with pytest.raises(OSError) as caught:
+        write_results(path, results)
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]
