@@ -29,6 +29,7 @@ from ndt.errors import CheckpointError, NdtError
 from ndt.modelspec import ModelSpec
 from ndt.replay import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
 from ndt.run_table import RunTable
+from ndt.shards import select_shard
 from ndt.store import Provenance, Results
 
 
@@ -80,6 +81,7 @@ def track(
     device: str = "auto",
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
+    shard: tuple[int, int] | None = None,
     overwrite: bool = False,
     command: str = "",
     progress: ProgressCallback | None = None,
@@ -98,6 +100,8 @@ def track(
     model stops the run.
 
     Args:
+        shard: ``(I, N)``: only the checkpoints whose position in step order (after `steps`
+            and `every`) is I modulo N (`ndt.shards`); `ndt merge` joins the shards' files.
         trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
         wait: Seconds to wait for another writer of `out` before giving up.
 
@@ -110,9 +114,13 @@ def track(
     setup = prepare_run(
         ckpt_dir, model=model, probe=probe, layers=layers, device=device, trust_code=trust_code
     )
-    checkpoints = discover_checkpoints(
-        ckpt_dir, steps=steps, every=every, exclude=[setup.probe.path] if setup.probe.path else []
-    )
+    checkpoints = select_shard(
+        discover_checkpoints(
+            ckpt_dir, steps=steps, every=every,
+            exclude=[setup.probe.path] if setup.probe.path else [],
+        ),
+        shard,
+    )  # fmt: skip
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
     out = Path(out)
     table = RunTable.start(out, provenance, overwrite, wait)

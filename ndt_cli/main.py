@@ -24,6 +24,7 @@ from ndt_cli._output import err
 # name -> (module, function), in the order of `ndt --help`: the pipeline first.
 COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("ndt_cli.track", "track"),
+    "merge": ("ndt_cli.merge", "merge"),
     "jumps": ("ndt_cli.jumps", "jumps"),
     "compare": ("ndt_cli.compare", "compare"),
     "plot": ("ndt_cli.plot", "plot"),

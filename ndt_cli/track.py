@@ -15,6 +15,7 @@ from ndt.allocator import return_large_blocks_to_os
 from ndt.checkpoints import parse_step_range
 from ndt.core.estimators import DEFAULT_METRICS
 from ndt.modelspec import model_spec
+from ndt.shards import parse_shard
 from ndt.tracking import TrackReport
 from ndt.tracking import track as run_track
 from ndt.trust import remember_model
@@ -78,6 +79,13 @@ def track(
         typer.Option(help="Only steps in START:STOP (inclusive; either side may be empty)."),
     ] = None,
     every: Annotated[int, typer.Option(help="Keep every K-th checkpoint.")] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="I/N: only checkpoints whose position in step order is I mod N (one SLURM "
+            "array task each; join the files with `ndt merge`)."
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Recompute every checkpoint, replacing the file.")
     ] = False,
@@ -138,6 +146,7 @@ def track(
             metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
             batch_size=batch_size, device=device,
             steps=parse_step_range(steps) if steps else None, every=every,
+            shard=parse_shard(shard) if shard else None,
             overwrite=overwrite, command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
             trust_code=trust_code, wait=wait,
         )  # fmt: skip
