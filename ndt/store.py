@@ -1,30 +1,33 @@
 """The results file: an HDF5 store of per-layer metric curves, their provenance and jumps.
 
-Layout (format version 1, specified in docs/results-format.md)::
+Layout (format version 2, specified in docs/results-format.md)::
 
-    /                    attrs: format_version, ndt_version, created, kind="ndt-results"
-    /steps               int64   (n_steps,)
-    /layers              utf-8   (n_layers,)            model order
-    /metrics/<metric>    float64 (n_steps, n_layers)    NaN where not computed
-    /scalars/<name>      float64 (n_steps,)             optional: loss, grad_norm
-    /checkpoints/        table: step, file, size, mtime (optional; written by track)
-    /failures/           table: step, file, error       (optional; retried next run)
+    /                    attrs: format_version, ndt_version, created, kind="ndt-results",
+                                n_rows (committed rows of the row datasets)
+    /steps               int64   (rows,)                 one row per committed checkpoint
+    /layers              utf-8   (n_layers,)             model order
+    /metrics/<metric>    float64 (rows, n_layers)        NaN where not computed
+    /scalars/<name>      float64 (rows,)                 optional: loss, grad_norm
+    /checkpoints/        row table: step, file, size, mtime, sha256 (optional; by track)
+    /failures/           table: file, error               (optional; retried next run)
     /provenance          attrs: what changes the numbers (optional)
     /jumps/              table written by `ndt jumps`, run settings in its attrs (optional)
     /jumps/transitions/  table: the ranked transitions of that run (optional)
     /metadata            attrs: free-form user metadata (optional)
 
-Every write replaces the whole file atomically (write a temporary file beside it, then
-rename, `ndt.file_replace`), so an interrupted run leaves the previous complete file, never
-a torn one; and every writer holds the file's lock (`ndt.results_lock`) while it reads and
-writes, so two writers never lose each other's rows.
+`append_rows` adds one checkpoint's rows in place, at a cost proportional to those rows
+(`ndt.results_rows` says why a kill at any moment leaves a readable file); every other write
+replaces the whole file atomically (write a temporary file beside it, then rename,
+`ndt.file_replace`). Every writer holds the file's lock (`ndt.results_lock`) while it reads
+and writes, so two writers never lose each other's rows. Version-1 files (rows exactly
+``len(steps)``, no ``n_rows``) are read as well and rewritten as version 2 by the next write.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,8 +40,17 @@ from ndt import __version__
 from ndt.errors import ResultsFormatError
 from ndt.file_replace import replacing
 from ndt.results_lock import results_lock
+from ndt.results_rows import (
+    N_ROWS,
+    aligned,
+    fits,
+    last_per_step,
+    read_rows,
+    row_array,
+    write_rows,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KIND = "ndt-results"
 #: Columns of the ``/jumps`` table, in order (docs/results-format.md).
 JUMP_COLUMNS: tuple[str, ...] = (
@@ -143,14 +155,10 @@ def _write_table(group: h5py.Group, table: pd.DataFrame) -> None:
             group.create_dataset(column, data=values)
 
 
-def _read_table(group: h5py.Group) -> pd.DataFrame:
+def _read_table(group: h5py.Group, n_rows: int | None = None) -> pd.DataFrame:
+    """A table; for a row table, its first `n_rows` rows (the committed ones)."""
     columns = json.loads(group.attrs.get("columns", "[]")) or list(group)
-    data = {}
-    for column in columns:
-        dataset = group[column]
-        data[column] = (
-            dataset.asstr()[()] if h5py.check_string_dtype(dataset.dtype) else dataset[()]
-        )
+    data = {column: read_rows(group[column], n_rows) for column in columns}
     return pd.DataFrame(data, columns=columns)
 
 
@@ -160,40 +168,53 @@ def _attr_value(value: object) -> object:
     return value
 
 
-def write_results(path: str | Path, results: Results, *, wait: float = 0.0) -> None:
+def write_results(
+    path: str | Path, results: Results, *, wait: float = 0.0, spare_rows: int = 0
+) -> None:
     """Write `results` to `path`, replacing the file atomically, under its write lock.
 
     Args:
         path: The results file; a symlink is written through.
-        results: What to write.
+        results: What to write; a step found twice keeps its last row.
         wait: Seconds to wait for another writer (see `ndt.results_lock`).
+        spare_rows: Rows to allocate beyond the results, for `append_rows` to fill.
 
     Raises:
         ResultsLockedError: if another process is writing `path`.
     """
     with results_lock(path, wait):
-        _write(path, results)
+        _write(path, results, spare_rows)
 
 
-def _write(path: str | Path, results: Results) -> None:
+def _write(path: str | Path, results: Results, spare_rows: int = 0) -> None:
+    order = last_per_step(np.asarray(results.steps, dtype=np.int64))
+    steps = np.asarray(results.steps, dtype=np.int64)[order]
+    capacity = len(steps) + spare_rows
     with replacing(path) as tmp_name:
-        with h5py.File(tmp_name, "w") as f:
+        with h5py.File(tmp_name, "w", locking=False) as f:
             f.attrs.update(
                 format_version=FORMAT_VERSION,
                 kind=KIND,
                 ndt_version=__version__,
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-            f.create_dataset("steps", data=np.asarray(results.steps, dtype=np.int64))
+            f.attrs[N_ROWS] = np.int64(len(steps))
+            write_rows(f, "steps", steps, capacity)
             f.create_dataset("layers", data=np.asarray(results.layers, dtype=object), dtype=_STR)
             metrics = f.create_group("metrics")
             metrics.attrs["order"] = json.dumps(list(results.metrics))
             for name, values in results.metrics.items():
-                metrics.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+                write_rows(metrics, name, np.asarray(values, dtype=np.float64)[order], capacity)
             scalars = f.create_group("scalars")
             for name, values in results.scalars.items():
-                scalars.create_dataset(name, data=np.asarray(values, dtype=np.float64))
-            for name in ("checkpoints", "failures", "jumps"):
+                write_rows(scalars, name, np.asarray(values, dtype=np.float64)[order], capacity)
+            if results.checkpoints is not None:
+                table = aligned(results.checkpoints, steps)
+                group = f.create_group("checkpoints")
+                group.attrs["columns"] = json.dumps(list(table.columns))
+                for column in table.columns:
+                    write_rows(group, column, table[column].to_numpy(), capacity)
+            for name in ("failures", "jumps"):
                 table = getattr(results, name)
                 if table is not None:
                     _write_table(f.create_group(name), table)
@@ -211,6 +232,82 @@ def _write(path: str | Path, results: Results) -> None:
             f.create_group("metadata").attrs.update(dict(results.metadata))
             f.flush()
             os.fsync(f.id.get_vfd_handle())
+
+
+def append_rows(
+    path: str | Path,
+    steps: Sequence[int],
+    metrics: Mapping[str, np.ndarray],
+    checkpoints: pd.DataFrame | None = None,
+    *,
+    wait: float = 0.0,
+) -> bool:
+    """Commit rows to the file in place, if it has room for them as they are.
+
+    The cost is that of the rows, whatever the size of the file. Rows are written into
+    allocated space and flushed, then the committed count ``n_rows`` is updated and flushed
+    (see `ndt.results_rows`). A step already in the file gets a new row, which wins.
+
+    Args:
+        path: A results file of this format version.
+        steps: The steps of the new rows, shape (k,).
+        metrics: Metric name -> values of shape (k, n_layers); exactly the file's metrics.
+        checkpoints: The new rows of the checkpoints table (the file's columns), or None.
+        wait: Seconds to wait for another writer.
+
+    Returns:
+        False, having written nothing, if the file does not exist, is of an older version,
+        lacks room for k rows, or differs in metrics, layers or columns: the caller then
+        rewrites it whole (`write_results` with spare rows).
+
+    Raises:
+        ResultsLockedError: if another process is writing `path`.
+    """
+    new_steps = np.asarray(steps, dtype=np.int64)
+    columns = {"steps": new_steps}
+    columns.update({f"metrics/{m}": np.asarray(v, dtype=np.float64) for m, v in metrics.items()})
+    if checkpoints is not None:
+        columns.update({f"checkpoints/{c}": row_array(checkpoints[c]) for c in checkpoints})
+    with results_lock(path, wait):
+        if not Path(path).exists():
+            return False
+        with h5py.File(path, "r+", locking=False) as f:
+            if not _can_append(f, columns, len(new_steps)):
+                return False
+            start, stop = int(f.attrs[N_ROWS]), int(f.attrs[N_ROWS]) + len(new_steps)
+            for name in _row_datasets(f):
+                # Rows past the count may hold an interrupted append: overwrite them all.
+                value = columns.get(name)
+                f[name][start:stop] = value if value is not None else f[name].fillvalue
+            f.flush()
+            os.fsync(f.id.get_vfd_handle())
+            f.attrs.modify(N_ROWS, np.int64(stop))
+            f.flush()
+            os.fsync(f.id.get_vfd_handle())
+    return True
+
+
+def _row_datasets(f: h5py.File) -> list[str]:
+    names = ["steps"]
+    for group in ("metrics", "scalars", "checkpoints"):
+        if group in f:
+            names += [f"{group}/{name}" for name in f[group]]
+    return names
+
+
+def _can_append(f: h5py.File, columns: Mapping[str, np.ndarray], n_new: int) -> bool:
+    if int(f.attrs.get("format_version", 0)) != FORMAT_VERSION or N_ROWS not in f.attrs:
+        return False
+    names = _row_datasets(f)
+    expected = [n for n in names if not n.startswith("scalars/")]
+    if sorted(expected) != sorted(columns):
+        return False
+    capacity = f["steps"].shape[0]
+    if any(f[name].shape[0] != capacity for name in names):
+        return False
+    return int(f.attrs[N_ROWS]) + n_new <= capacity and all(
+        fits(f[name], values) for name, values in columns.items()
+    )
 
 
 def _read_provenance(group: h5py.Group) -> Provenance:
@@ -231,7 +328,9 @@ def _open(path: Path) -> h5py.File:
     if not path.exists():
         raise ResultsFormatError(f"results file {path} does not exist; run `ndt track` first")
     try:
-        handle = h5py.File(path, "r")
+        # No HDF5 file lock: a writer may be appending (under ndt's own lock, which readers
+        # never need, see `ndt.results_rows`).
+        handle = h5py.File(path, "r", locking=False)
     except OSError:
         raise ResultsFormatError(f"{path} is not an HDF5 file") from None
     version = handle.attrs.get("format_version")
@@ -244,11 +343,37 @@ def _open(path: Path) -> h5py.File:
             f"{path} has format version {int(version)}; this ndt reads up to "
             f"{FORMAT_VERSION} (upgrade ndt)"
         )
+    if int(version) < 1:
+        handle.close()
+        raise ResultsFormatError(
+            f"{path} has format version {int(version)}; this ndt reads versions 1 to "
+            f"{FORMAT_VERSION}"
+        )
     return handle
 
 
+def _committed(path: Path, f: h5py.File) -> int:
+    """How many rows the row datasets hold (version 1: all of them)."""
+    n_steps = f["steps"].shape[0]
+    if int(f.attrs["format_version"]) < 2:
+        return n_steps
+    n_rows = int(f.attrs.get(N_ROWS, -1))
+    if not 0 <= n_rows <= n_steps:
+        raise ResultsFormatError(
+            f"{path} has n_rows={n_rows} but room for {n_steps} rows; it is damaged"
+        )
+    return n_rows
+
+
+def read_provenance(path: str | Path) -> Provenance | None:
+    """Only the provenance of a results file (None if it has none); reads no rows."""
+    path = Path(path)
+    with _open(path) as f:
+        return _read_provenance(f["provenance"]) if "provenance" in f else None
+
+
 def read_results(path: str | Path) -> Results:
-    """Read a whole results file.
+    """Read a whole results file (its committed rows, one per step, steps increasing).
 
     Raises:
         ResultsFormatError: if the file is missing, not HDF5, not an ndt results file,
@@ -257,17 +382,25 @@ def read_results(path: str | Path) -> Results:
     path = Path(path)
     with _open(path) as f:
         try:
-            steps = f["steps"][()].astype(np.int64)
+            n_rows = _committed(path, f)
+            steps = f["steps"][:n_rows].astype(np.int64)
+            order = last_per_step(steps)
             layers = list(f["layers"].asstr()[()])
             group = f["metrics"]
-            order = json.loads(group.attrs.get("order", "[]")) or sorted(group)
-            metrics = {name: group[name][()] for name in order if name in group}
+            names = json.loads(group.attrs.get("order", "[]")) or sorted(group)
+            metrics = {name: group[name][:n_rows][order] for name in names if name in group}
         except KeyError as exc:
             raise ResultsFormatError(f"{path} lacks a required dataset: {exc}") from None
-        results = Results(steps=steps, layers=layers, metrics=metrics)
+        results = Results(steps=steps[order], layers=layers, metrics=metrics)
         if "scalars" in f:
-            results.scalars = {name: f["scalars"][name][()] for name in f["scalars"]}
-        for name in ("checkpoints", "failures", "jumps"):
+            results.scalars = {k: v[:n_rows][order] for k, v in f["scalars"].items()}
+        if "checkpoints" in f:
+            table = _read_table(f["checkpoints"], n_rows)
+            # Version 1 tables need not have one row per step.
+            results.checkpoints = (
+                table.iloc[order].reset_index(drop=True) if len(table) == n_rows else table
+            )
+        for name in ("failures", "jumps"):
             if name in f:
                 setattr(results, name, _read_table(f[name]))
         if "jumps" in f:

@@ -1,7 +1,8 @@
 """`ndt track`'s loop: replay every checkpoint of a run and keep the results file current.
 
-The file is rewritten atomically after each checkpoint, so an interrupted run loses at most
-the checkpoint in flight, and a later run computes only the steps not in the file yet.
+Each checkpoint's rows are committed to the file as soon as they are computed (appended in
+place, `ndt.run_table`), so an interrupted run loses at most the checkpoint in flight, and a
+later run computes only the steps not in the file yet.
 """
 
 from __future__ import annotations
@@ -91,11 +92,11 @@ def track(
     """Replay every checkpoint in `ckpt_dir` on the probe and write the curves to `out`.
 
     Checkpoints already in `out` are skipped unless `overwrite` or they changed on disk
-    since (then they are recomputed and listed in `TrackReport.changed`); the file is
-    rewritten atomically after each checkpoint, so an interrupted run loses at most the one
-    in flight. Each write holds the file's lock (`ndt.results_lock`) and first takes in what
-    other writers added meanwhile (their rows, a new ``/jumps``), so concurrent runs on one
-    file lose nothing. A checkpoint that cannot be read is reported in
+    since (then they are recomputed and listed in `TrackReport.changed`); each checkpoint's
+    rows are committed to the file as soon as they are computed, so an interrupted run loses
+    at most the one in flight. Each write holds the file's lock (`ndt.results_lock`) and
+    keeps what other writers added meanwhile (their rows, a new ``/jumps``), so concurrent
+    runs on one file lose nothing. A checkpoint that cannot be read is reported in
     `TrackReport.failures` and retried by the next run; one whose tensors do not fit the
     model stops the run.
 
@@ -178,6 +179,7 @@ def track(
         finally:
             # Keep the checkpoint whose decomposition is in flight, even when stopping early.
             loop.settle(quietly=True)
+    table.finish()
     report.results = table.results()
     report.timings["wall"] = time.perf_counter() - loop.started
     return report
