@@ -1,12 +1,18 @@
 """Discover checkpoint files in a folder, read their steps, and load them into a model.
 
 A checkpoint is one ``*.safetensors`` file, or the shards ``model-00001-of-00002.safetensors``
-... of one save. Its step is the integer in the safetensors header metadata key ``step`` when
-present, otherwise the integer in the file name, or in the name of the folder that holds it
-(``step_1200``, ``model_step_1200``, ``checkpoint-1200``, ``step1200``, ``1200``). Legacy
-``.pt/.pth/.bin`` state dicts are considered only when the tree holds no safetensors at all
-(so that ``optimizer.pt`` beside ``model.safetensors`` is never mistaken for weights), and
-they are read only through ``torch.load(..., weights_only=True)``.
+... of one save. Its step is, in this order: the integer in the safetensors header metadata
+key ``step``; ``global_step`` of a ``trainer_state.json`` beside it (transformers' Trainer);
+the integer in the file name, or in the name of a folder that holds it (``step_1200``,
+``model_step_1200``, ``checkpoint-1200``, ``step1200``, ``global_step1200``,
+``iter_0001200``, ``1200``). accelerate's automatic ``checkpoint_<i>`` folders are numbered
+by save, not by step: their number is used as the step, with a warning, unless
+``step_scale`` maps it (step = i * step_scale). A file with no step (the ``model.safetensors``
+that ``trainer.save_model()`` writes at a run's root) is skipped with a note when other
+checkpoints have steps. Legacy ``.pt/.pth/.bin`` state dicts are considered only when the
+tree holds no safetensors at all (so that ``optimizer.pt`` beside ``model.safetensors`` is
+never mistaken for weights), and they are read only through
+``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ SAFETENSORS_SUFFIX = ".safetensors"
 #: Checkpoints up to this size get a sha256 in the results file (hashing costs a read).
 SHA256_MAX_BYTES = 64 * 1024 * 1024
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
+# What transformers' Trainer and accelerate save beside the weights: never a checkpoint.
+_TRAINING_STATE = re.compile(
+    r"(optimizer|scheduler|scaler|training_args|rng_state|random_states|sampler)(_\d+)?",
+    flags=re.IGNORECASE,
+)
 # Wrappers that prefix every key: DataParallel/DDP, torch.compile, Lightning-style modules.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
 
@@ -35,6 +46,9 @@ _STEP_NAME = re.compile(
     r"(?:.*?(?:step|checkpoint|ckpt|iter|iteration)[_\-]?)?(\d+)", flags=re.IGNORECASE
 )
 _SHARD = re.compile(r"(.+)-(\d+)-of-(\d+)$")
+# accelerate's ProjectConfiguration(automatic_checkpoint_naming=True) folders: a save counter.
+_SAVE_INDEX = re.compile(r"checkpoint_(\d+)")
+TRAINER_STATE = "trainer_state.json"
 
 
 @dataclass(frozen=True)
@@ -45,11 +59,14 @@ class Checkpoint:
         step: Training step the state was saved at.
         path: The file (for a sharded save, the first shard).
         files: Every file of the save, in shard order.
+        step_source: Where the step came from (``metadata``, ``trainer_state.json``,
+            ``name 'checkpoint-500'``, ``save index ...``).
     """
 
     step: int
     path: Path
     files: tuple[Path, ...]
+    step_source: str = ""
 
     @property
     def name(self) -> str:
@@ -103,18 +120,48 @@ def step_from_name(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _step_of(path: Path, root: Path) -> int:
+def _trainer_step(folder: Path) -> int | None:
+    try:
+        state = json.loads((folder / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    step = state.get("global_step") if isinstance(state, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def _step_of(path: Path, root: Path, step_scale: int | None) -> tuple[int, str] | None:
+    """The step of a checkpoint file and where it came from, or None if it has none."""
     if path.suffix == SAFETENSORS_SUFFIX:
         value = read_safetensors_metadata(path).get("step")
         if value is not None and str(value).strip().lstrip("-").isdigit():
-            return int(value)
+            return int(value), "metadata"
+    trainer_step = _trainer_step(path.parent)
+    if trainer_step is not None:
+        return trainer_step, f"{TRAINER_STATE} global_step"
     stem = _SHARD.sub(r"\1", path.stem)
     candidates = [stem] + [p.name for p in path.relative_to(root).parents if p.name]
+    if not path.parent.relative_to(root).parts:
+        candidates.append(root.name)  # a single checkpoint folder given as the root
     for candidate in candidates:
+        index = _SAVE_INDEX.fullmatch(candidate)
+        if index is not None and _is_accelerate_save(path.parent):
+            if step_scale is None:
+                return int(index.group(1)), "save index"
+            return int(index.group(1)) * step_scale, f"save index x {step_scale}"
         step = step_from_name(candidate)
         if step is not None:
-            return step
-    raise CheckpointError(
+            return step, f"name '{candidate}'"
+    return None
+
+
+def _is_accelerate_save(folder: Path) -> bool:
+    """accelerate's automatic naming: ``checkpoints/checkpoint_<i>/``, or a folder holding
+    the ``random_states_<rank>.pkl`` that ``save_state`` writes."""
+    return folder.parent.name == "checkpoints" or any(folder.glob("random_states_*.pkl"))
+
+
+def _no_step(path: Path, root: Path) -> CheckpointError:
+    return CheckpointError(
         f"cannot read a step from '{path.relative_to(root)}'; expected a name like "
         "'step_001200.safetensors' or a 'step' key in the safetensors metadata"
     )
@@ -135,47 +182,74 @@ def discover_checkpoints(
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
     exclude: Iterable[str | Path] = (),
+    step_scale: int | None = None,
+    notes: list[str] | None = None,
 ) -> list[Checkpoint]:
-    """Find every checkpoint under `directory`, sorted by step.
+    """Find every checkpoint under `directory`, sorted by step (see the module docstring for
+    where steps come from).
 
     Args:
         directory: Folder to search, recursively.
         steps: Keep only steps in this inclusive (start, stop) range; None is open.
         every: Keep every K-th checkpoint of the (range-filtered) series, starting with the first.
         exclude: Files to skip, such as a probe stored beside the checkpoints.
+        step_scale: Steps between two saves, mapping accelerate's ``checkpoint_<i>`` save
+            indices to steps (i * step_scale).
+        notes: If given, receives one line per skipped file and a warning about save indices.
 
     Returns:
         Checkpoints in increasing step order.
 
     Raises:
-        CheckpointError: if the folder is missing or empty, a name has no step, two
-            checkpoints share a step, or `steps` selects none of them.
+        CheckpointError: if the folder is missing or empty, no file has a step, two
+            checkpoints share a step, a shard listed in an index file is missing, or
+            `steps` selects none of them.
     """
     root = Path(directory)
     if not root.is_dir():
         raise CheckpointError(f"checkpoint folder {root} does not exist")
     if every < 1:
         raise CheckpointError(f"--every must be at least 1, got {every}")
+    if step_scale is not None and step_scale < 1:
+        raise CheckpointError(f"--step-scale must be at least 1, got {step_scale}")
+    notes = notes if notes is not None else []
     skip = {Path(p).resolve() for p in exclude}
     files = [p for p in root.rglob(f"*{SAFETENSORS_SUFFIX}") if p.resolve() not in skip]
     if not files:
         files = [
             p
             for p in root.rglob("*")
-            if p.suffix in LEGACY_SUFFIXES and p.is_file() and p.resolve() not in skip
+            if p.suffix in LEGACY_SUFFIXES
+            and not _TRAINING_STATE.fullmatch(p.stem)
+            and p.is_file()
+            and p.resolve() not in skip
         ]
     if not files:
         raise CheckpointError(f"no *.safetensors files in {root}")
 
-    by_step: dict[int, Checkpoint] = {}
+    found: list[Checkpoint] = []
+    stepless: list[Path] = []
     for group in _group_shards(files):
-        step = _step_of(group[0], root)
-        if step in by_step:
-            first = by_step[step].path.relative_to(root)
-            raise CheckpointError(
-                f"two checkpoints have step {step}: {first} and {group[0].relative_to(root)}"
-            )
-        by_step[step] = Checkpoint(step=step, path=group[0], files=group)
+        _check_index(group)
+        step = _step_of(group[0], root, step_scale)
+        if step is None:
+            stepless.append(group[0])
+        else:
+            found.append(Checkpoint(step[0], group[0], group, step_source=step[1]))
+    if stepless and not found:
+        raise _no_step(stepless[0], root)
+    for path in stepless:
+        notes.append(
+            f"skipped {path.relative_to(root)}: no step in its name, its metadata or a "
+            f"{TRAINER_STATE} (a final save_model() copy?)"
+        )
+    by_step = _by_step(found, root, notes)
+    if any(c.step_source == "save index" for c in by_step.values()):
+        notes.append(
+            "the checkpoint_<i> folders are numbered by accelerate's save counter, so their "
+            "steps are save indices, not training steps; pass --step-scale K (steps between "
+            "saves) to map them"
+        )
 
     selected = [by_step[s] for s in sorted(by_step)]
     if steps is not None:
@@ -193,6 +267,44 @@ def discover_checkpoints(
                 "checkpoints)"
             )
     return selected[::every]
+
+
+def _by_step(found: list[Checkpoint], root: Path, notes: list[str]) -> dict[int, Checkpoint]:
+    """Index checkpoints by step. A save at the root whose step comes from the run's
+    trainer_state.json repeats the last checkpoint-N (Trainer's final save): it is skipped."""
+    by_step: dict[int, Checkpoint] = {}
+    for checkpoint in sorted(found, key=lambda c: (c.path.parent == root, str(c.path))):
+        other = by_step.get(checkpoint.step)
+        if other is None:
+            by_step[checkpoint.step] = checkpoint
+            continue
+        if checkpoint.path.parent == root and checkpoint.step_source.startswith(TRAINER_STATE):
+            notes.append(
+                f"skipped {checkpoint.path.relative_to(root)}: it repeats step "
+                f"{checkpoint.step} of {other.path.relative_to(root)}"
+            )
+            continue
+        first, second = sorted([other.path.relative_to(root), checkpoint.path.relative_to(root)])
+        raise CheckpointError(f"two checkpoints have step {checkpoint.step}: {first} and {second}")
+    return by_step
+
+
+def _check_index(group: tuple[Path, ...]) -> None:
+    """A sharded save must have every shard its ``*.safetensors.index.json`` lists."""
+    shard = _SHARD.fullmatch(group[0].stem)
+    if shard is None:
+        return
+    index = group[0].parent / f"{shard.group(1)}{SAFETENSORS_SUFFIX}.index.json"
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    names = {path.name for path in group}
+    missing = sorted({str(f) for f in weight_map.values()} - names)
+    if missing:
+        raise CheckpointError(
+            f"{index.name} lists {missing[0]}, which is missing from {index.parent}"
+        )
 
 
 def parse_step_range(text: str) -> tuple[int | None, int | None]:
@@ -285,7 +397,30 @@ def load_weights(model: nn.Module, state: dict, checkpoint_name: str) -> None:
         raise WeightsMismatchError(
             f"{checkpoint_name} does not fit the model: {'; '.join(problems)}"
         )
+    refuse_integer_weights(model, state, checkpoint_name)
     model.load_state_dict(state, strict=True)
+
+
+def refuse_integer_weights(model: nn.Module, state: Mapping, checkpoint_name: str) -> None:
+    """Refuse integer tensors given for a float model's weights (a quantized or corrupt
+    save), which loading would otherwise cast silently.
+
+    Raises:
+        WeightsMismatchError: naming the first such tensors.
+    """
+    floats = {k for k, v in model.state_dict().items() if v.is_floating_point()}
+    integers = [
+        f"{k} ({str(v.dtype).removeprefix('torch.')})"
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+        and not v.is_floating_point()
+        and (k in floats or k.endswith((".weight", ".bias")))
+    ]
+    if integers:
+        raise WeightsMismatchError(
+            f"{checkpoint_name} holds integer weights for a float model: {_first(integers)}; "
+            "ndt replays float checkpoints only"
+        )
 
 
 def save_checkpoint(

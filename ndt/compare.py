@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import nn
 
 from ndt.analysis.comparison import (
     CHANGE_SCORE,
@@ -29,6 +28,7 @@ from ndt.analysis.comparison import (
     rank_layers,
 )
 from ndt.checkpoints import Checkpoint, discover_checkpoints
+from ndt.core.rows import channels_first_layers
 from ndt.errors import CheckpointError, NdtError, ProbeError, ResultsFormatError
 from ndt.export import to_json
 from ndt.modelspec import ModelSpec
@@ -66,6 +66,9 @@ class CompareReport:
         layers: One record per layer, ranked by `change_score` (largest change first).
         change_score: How layers are ranked.
         activations_path: Where the activations were saved, if asked.
+        tokens: The rows of sequence layers (``--tokens`` of `ndt track`, as recorded).
+        labels_per_token: Layers whose rows are tokens, so that each sample's label is
+            repeated over its tokens in the linear probe and cluster purity.
     """
 
     results_path: Path
@@ -81,6 +84,8 @@ class CompareReport:
     layers: list[LayerComparison] = field(default_factory=list)
     change_score: str = CHANGE_SCORE
     activations_path: Path | None = None
+    tokens: str = "all"
+    labels_per_token: list[str] = field(default_factory=list)
 
 
 def _most_significant(jumps: pd.DataFrame) -> pd.Series:
@@ -179,12 +184,17 @@ def locate_checkpoint(directory: Path, step: int, recorded: str | None, probe: P
             f"checkpoint folder {directory} recorded by `ndt track` does not exist; {hint}"
         )
     try:
-        found = discover_checkpoints(directory, steps=(step, step), exclude=[probe])
+        every = discover_checkpoints(directory, exclude=[probe], notes=[])
     except CheckpointError:
-        found = []
+        every = []
+    # The file `track` recorded for the step first: its step may have been mapped
+    # (--step-scale) when `track` ran.
+    found = [c for c in every if recorded and c.path == directory / recorded]
+    found = found or [c for c in every if c.step == step]
     if not found:
         raise CheckpointError(f"no checkpoint for step {step} at {where}; {hint}")
-    return found[0]
+    # The step as recorded (a --step-scale run maps save indices to steps).
+    return replace(found[0], step=step)
 
 
 def _largest_change(settings: dict[str, object]) -> tuple[int, ...]:
@@ -282,13 +292,17 @@ def compare_run(
         probe=probe_path,
         layers=list(layers or provenance.layers) or None,
         device=device,
+        dtype=provenance.dtype or "float32",
     )
     captured = {}
+    tokens = provenance.tokens or "all"
+    row_samples: dict[str, torch.Tensor] = {}
     for checkpoint in chosen:
         load_checkpoint(setup.model, checkpoint, setup.device)
         captured[checkpoint.step] = capture_activations(
-            setup.model, setup.probe, setup.layers, batch_size=batch_size, device=setup.device
-        )
+            setup.model, setup.probe, setup.layers, batch_size=batch_size, device=setup.device,
+            tokens=tokens, row_samples=row_samples,
+        )  # fmt: skip
     settings = CompareSettings(
         metrics=tuple(provenance.metrics) or CompareSettings.metrics,
         center=bool(provenance.center),
@@ -300,15 +314,19 @@ def compare_run(
         seed=seed,
         max_rows=max_rows,
     )
-    modules = dict(setup.model.named_modules())
+    channels_first = channels_first_layers(setup.model, setup.layers)
+    labels = setup.probe.labels
     records = [
         compare_layer(
             name,
             captured[choice.before][name],
             captured[choice.after][name],
-            labels=setup.probe.labels,
+            # One label per row: a sequence layer's rows carry their sample's label.
+            labels=labels[row_samples[name]]
+            if labels is not None and name in row_samples
+            else labels,
             settings=settings,
-            token_axis=not isinstance(modules[name], nn.Conv1d),
+            token_axis=name not in channels_first,
         )
         for name in setup.layers
     ]
@@ -328,6 +346,12 @@ def compare_run(
         settings=settings,
         layers=rank_layers(records),
         activations_path=saved,
+        tokens=tokens,
+        labels_per_token=[
+            c.layer
+            for c in records
+            if setup.probe.labels is not None and c.n_rows > setup.probe.n_samples
+        ],
     )
 
 
@@ -374,6 +398,8 @@ def report_to_dict(report: CompareReport) -> dict[str, object]:
         },
         "settings": settings,
         "ranked_by": report.change_score,
+        "tokens": report.tokens,
+        "labels_per_token": list(report.labels_per_token),
         "activations": None if report.activations_path is None else str(report.activations_path),
         "layers": [layer_to_dict(c) for c in report.layers],
     }

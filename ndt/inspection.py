@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ndt.architectures import detect_architecture, select_layers
-from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
+from ndt.checkpoints import Checkpoint, read_state_dict
 from ndt.errors import ModelSpecError
 from ndt.modelspec import MANIFEST_NAME, ModelSpec, build_model, read_manifest
+from ndt.replay import apply_weights, run_model_spec
 from ndt.trust import require_consent
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One module of the model: its qualified name, class, and whether it is tracked."""
+    """One module of the model: its qualified name, class, parameter count (its own and its
+    submodules'), and whether it is tracked."""
 
     name: str
     kind: str
@@ -45,7 +47,8 @@ def list_layers(
     """Build the model, load `checkpoint` into it if given, and list its modules.
 
     Args:
-        spec: The model; None reads it from ``ckpt_dir/ndt.toml``.
+        spec: The model; None reads it from ``ckpt_dir/ndt.toml``, or takes ``hf`` when
+            `ckpt_dir` holds a transformers config.json.
         ckpt_dir: Folder whose manifest names the model (and default layer patterns).
         checkpoint: A checkpoint file to load strictly, to check that it fits.
         patterns: ``--layers`` globs; None uses the architecture's default selection.
@@ -62,13 +65,16 @@ def list_layers(
             manifest.model, source=str(Path(ckpt_dir) / MANIFEST_NAME), folder=ckpt_dir,
             trust_code=trust_code,
         )  # fmt: skip
-    spec = spec or (manifest.model if manifest else None)
+    if ckpt_dir is not None:
+        spec = run_model_spec(ckpt_dir, spec)
     if spec is None:
-        raise ModelSpecError("no model: pass --model, or a checkpoint folder with an ndt.toml")
-    model = build_model(spec)
+        raise ModelSpecError(
+            "no model: pass --model, or a checkpoint folder with an ndt.toml or a config.json"
+        )
+    model = build_model(spec, ckpt_dir or (Path(checkpoint).parent if checkpoint else None))
     if checkpoint is not None:
         path = Path(checkpoint)
-        load_weights(model, read_state_dict(Checkpoint(0, path, (path,))), path.name)
+        apply_weights(model, read_state_dict(Checkpoint(0, path, (path,))), path.name)
     chosen = set(
         select_layers(model, list(patterns or (manifest.layers if manifest else ())) or None)
     )
@@ -76,7 +82,8 @@ def list_layers(
         LayerInfo(
             name=name,
             kind=type(module).__name__,
-            n_parameters=sum(p.numel() for p in module.parameters(recurse=False)),
+            # Recursive (a block counts its submodules'), each shared tensor once.
+            n_parameters=sum(p.numel() for p in module.parameters()),
             tracked=name in chosen,
         )
         for name, module in model.named_modules()

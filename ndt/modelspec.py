@@ -22,6 +22,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 MANIFEST_NAME = "ndt.toml"
+#: The built-in kind for Hugging Face models: built from the checkpoint folder's config.json.
+HF_TARGET = "hf"
 
 
 @dataclass(frozen=True)
@@ -106,17 +108,29 @@ def _load_factory(target: str) -> object:
     return factory
 
 
-def build_model(spec: ModelSpec) -> nn.Module:
+def build_model(spec: ModelSpec, folder: str | Path | None = None) -> nn.Module:
     """Build the model that `spec` names.
+
+    Args:
+        spec: The model.
+        folder: The checkpoint folder, whose config.json builds a ``hf`` model.
 
     Raises:
         ModelSpecError: if the target cannot be imported, called, or returns no nn.Module.
     """
+    if spec.target == HF_TARGET:
+        if spec.kwargs:
+            raise ModelSpecError("--model hf takes no --model-kwargs: config.json says it all")
+        if folder is None:
+            raise ModelSpecError("--model hf needs a checkpoint folder holding a config.json")
+        from ndt.hf import build_hf_model
+
+        return build_hf_model(folder)
     if ":" not in spec.target:
         if spec.target not in ZOO:
             raise ModelSpecError(
-                f"model '{spec.target}' is neither a zoo architecture ({', '.join(ZOO)}) "
-                "nor 'package.module:factory' / 'file.py:factory'"
+                f"model '{spec.target}' is neither a zoo architecture ({', '.join(ZOO)}), "
+                "'hf' nor 'package.module:factory' / 'file.py:factory'"
             )
         return build_zoo_model(spec.target, **spec.kwargs)
     factory = _load_factory(spec.target)

@@ -250,6 +250,10 @@ def make_probe(
     image: bool = False,
     seed: int = 0,
     overwrite: bool = False,
+    text: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    max_length: int | None = None,
+    text_column: str | None = None,
 ) -> Probe:
     """Build a probe from exactly one source and write it to `path` (safetensors).
 
@@ -261,10 +265,14 @@ def make_probe(
         vocab: Vocabulary size for `tokens`.
         source: An array file (see `array_probe`).
         labels: A labels file for `source`.
-        label_column: The labels column of a CSV `source`.
+        label_column: The labels column of a CSV `source` or of a `text` table.
         image: Digits as (n, 1, 8, 8) images.
         seed: Seed of the digits subset or the synthetic values.
         overwrite: Replace an existing file at `path`.
+        text: A text file to tokenize (see `ndt.probe_text.text_probe`); needs `tokenizer`.
+        tokenizer: The folder of a transformers tokenizer, for `text`.
+        max_length: Truncate `text` samples to this many tokens.
+        text_column: The text column of a `text` table or JSON lines file (default "text").
 
     Returns:
         The probe read back from `path`, with its sha256.
@@ -279,14 +287,16 @@ def make_probe(
         "--gaussian": gaussian,
         "--tokens": tokens,
         "--from": source,
+        "--text": text,
     }
     given = [name for name, value in chosen.items() if value is not None]
     if len(given) != 1:
         which = "none" if not given else " and ".join(given)
         raise ProbeError(
-            f"give exactly one of --digits, --gaussian, --tokens, --from (got {which})"
+            f"give exactly one of --digits, --gaussian, --tokens, --from, --text (got {which})"
         )
     _check_applies(given[0], vocab=vocab, labels=labels, label_column=label_column, image=image)
+    _check_text_options(given[0], tokenizer, max_length, text_column)
     if path.exists() and not overwrite:
         raise ProbeError(f"{path} already exists; pass --overwrite to replace it")
     if digits is not None:
@@ -298,12 +308,22 @@ def make_probe(
     elif tokens is not None:
         probe = token_probe(tokens, vocab, seed=seed)
         described = {"source": "tokens", "shape": list(probe.inputs.shape), "vocab": vocab}
+    elif text is not None:
+        from ndt.probe_text import text_probe
+
+        probe = text_probe(
+            text, tokenizer, max_length=max_length, text_column=text_column or "text",
+            label_column=label_column,
+        )  # fmt: skip
+        described = {"source": Path(text).name, "tokenizer": Path(tokenizer).name}
+        if max_length is not None:
+            described["max_length"] = max_length
     else:
         probe = array_probe(source, labels=labels, label_column=label_column)
         described = {"source": Path(source).name}
         if labels is not None:
             described["labels"] = Path(labels).name
-    if given[0] != "--from":
+    if given[0] not in ("--from", "--text"):
         described["seed"] = seed
     metadata = {METADATA_KEY: json.dumps(described, sort_keys=True)}
     return save_probe(path, probe.inputs, probe.labels, probe.extras, metadata=metadata)
@@ -316,8 +336,20 @@ def _check_applies(
         raise ProbeError(f"--vocab applies to --tokens, not {source}")
     if source == "--tokens" and vocab is None:
         raise ProbeError("--tokens needs --vocab, the number of distinct token ids")
-    if (labels is not None or label_column is not None) and source != "--from":
-        option = "--labels" if labels is not None else "--label-column"
-        raise ProbeError(f"{option} applies to --from, not {source}")
+    if labels is not None and source != "--from":
+        raise ProbeError(f"--labels applies to --from, not {source}")
+    if label_column is not None and source not in ("--from", "--text"):
+        raise ProbeError(f"--label-column applies to --from or --text, not {source}")
     if image and source != "--digits":
         raise ProbeError(f"--image applies to --digits, not {source}")
+
+
+def _check_text_options(
+    source: str, tokenizer: object, max_length: int | None, text_column: str | None
+) -> None:
+    if source == "--text" and tokenizer is None:
+        raise ProbeError("--text needs --tokenizer DIR, a folder holding a saved tokenizer")
+    given = {"--tokenizer": tokenizer, "--max-length": max_length, "--text-column": text_column}
+    for option, value in given.items():
+        if value is not None and source != "--text":
+            raise ProbeError(f"{option} applies to --text, not {source}")

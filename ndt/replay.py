@@ -23,9 +23,11 @@ from torch import nn
 from ndt.architectures import select_layers
 from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.core.hooks import forward_hooks, resolve_modules
+from ndt.core.rows import HookRows, TokenRule
 from ndt.core.spectrum import Spectrum, SpectrumAccumulator
 from ndt.errors import ModelSpecError, NdtError, ProbeError, describe
-from ndt.modelspec import MANIFEST_NAME, ModelSpec, build_model, read_manifest
+from ndt.hf import find_config, is_hf_model, load_hf_weights
+from ndt.modelspec import HF_TARGET, MANIFEST_NAME, ModelSpec, build_model, read_manifest
 from ndt.probe import Probe, load_probe
 from ndt.trust import require_consent
 
@@ -40,6 +42,7 @@ class RunSetup:
         probe: The fixed probe batch.
         layers: Qualified names of the layers to analyse, in model order.
         device: Where the forward passes run.
+        dtype: The dtype of the forward passes (weights and float inputs are cast to it).
     """
 
     model: nn.Module
@@ -47,6 +50,38 @@ class RunSetup:
     probe: Probe
     layers: list[str]
     device: torch.device
+    dtype: str = "float32"
+
+
+#: ``--dtype`` values: the precision of the forward passes, whatever the checkpoints' dtype.
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype of a ``--dtype`` value.
+
+    Raises:
+        NdtError: for a name not in `DTYPES`.
+    """
+    if dtype not in DTYPES:
+        raise NdtError(f"--dtype '{dtype}' is not one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def run_model_spec(ckpt_dir: str | Path, model: ModelSpec | None = None) -> ModelSpec | None:
+    """The model of a run: `model` if given, else its ndt.toml's, else ``hf`` when the
+    folder (or a checkpoint folder in it) holds a transformers config.json; else None."""
+    if model is not None:
+        return model
+    manifest = read_manifest(ckpt_dir)
+    if manifest is not None and manifest.model is not None:
+        return manifest.model
+    return ModelSpec(HF_TARGET) if find_config(ckpt_dir) is not None else None
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -79,28 +114,35 @@ def prepare_run(
     layers: Sequence[str] | None = None,
     device: str | torch.device = "auto",
     trust_code: bool = False,
+    dtype: str = "float32",
 ) -> RunSetup:
-    """Build the model and read the probe, from arguments or else the folder's ndt.toml.
+    """Build the model and read the probe, from arguments or else the folder's ndt.toml
+    (or, for the model, its transformers config.json; see `run_model_spec`).
 
     A model given as `model` is the caller's choice; one that the folder's ndt.toml names
     runs code only with consent (`ndt.trust`): `trust_code`, or ``ndt trust CKPT_DIR``.
+
+    Args:
+        trust_code: Consent to run the code the folder's ndt.toml names.
+        dtype: Precision of the forward passes (a key of `DTYPES`).
 
     Raises:
         ModelSpecError, ProbeError: when neither the arguments nor the manifest say what to
             use, or what they name cannot be built or read.
         UntrustedCodeError: if the ndt.toml names code the user has not consented to.
     """
+    torch_dtype = resolve_dtype(dtype)
     manifest = read_manifest(ckpt_dir)
-    spec = model or (manifest.model if manifest else None)
     if model is None and manifest is not None and manifest.model is not None:
         require_consent(
             manifest.model, source=str(Path(ckpt_dir) / MANIFEST_NAME), folder=ckpt_dir,
             trust_code=trust_code,
         )  # fmt: skip
+    spec = run_model_spec(ckpt_dir, model)
     if spec is None:
         raise ModelSpecError(
-            f"no model for {ckpt_dir}: pass --model (a zoo name, package.module:factory or "
-            "file.py:factory) or write an ndt.toml there"
+            f"no model for {ckpt_dir}: pass --model (a zoo name, hf, package.module:factory or "
+            "file.py:factory), write an ndt.toml there, or point at a folder with a config.json"
         )
     probe_path = probe or (manifest.probe if manifest else None)
     if probe_path is None:
@@ -109,23 +151,48 @@ def prepare_run(
             "one in its ndt.toml"
         )
     target = device if isinstance(device, torch.device) else resolve_device(device)
-    built = build_model(spec).to(target).eval()
+    built = build_model(spec, ckpt_dir).to(target, torch_dtype).eval()
     patterns = list(layers or (manifest.layers if manifest else ()))
     names = select_layers(built, patterns or None)
-    return RunSetup(built, spec, load_probe(probe_path), names, target)
+    return RunSetup(built, spec, load_probe(probe_path), names, target, dtype)
+
+
+def apply_weights(model: nn.Module, state: dict[str, torch.Tensor], checkpoint_name: str) -> None:
+    """Load a checkpoint's tensors into `model` strictly, cast to the model's dtype: through
+    transformers' loading rules for a transformers model (`ndt.hf.load_hf_weights`), else
+    `ndt.checkpoints.load_weights`."""
+    if is_hf_model(model):
+        load_hf_weights(model, state, checkpoint_name)
+    else:
+        load_weights(model, state, checkpoint_name)
 
 
 def load_checkpoint(model: nn.Module, checkpoint: Checkpoint, device: torch.device) -> None:
-    """Load a checkpoint's weights into `model` strictly (see `ndt.checkpoints.load_weights`)."""
-    load_weights(model, read_state_dict(checkpoint, device), checkpoint.name)
+    """Load a checkpoint's weights into `model` strictly (see `apply_weights`)."""
+    apply_weights(model, read_state_dict(checkpoint, device), checkpoint.name)
 
 
-def _run_probe(model: nn.Module, probe: Probe, batch_size: int | None, device: torch.device) -> int:
-    """Forward every probe chunk in eval mode without autograd; return the chunk count."""
+def _run_probe(
+    model: nn.Module,
+    probe: Probe,
+    batch_size: int | None,
+    device: torch.device,
+    on_chunk: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+) -> int:
+    """Forward every probe chunk in eval mode without autograd; return the chunk count.
+    `on_chunk(first sample, extras)` is called before each forward pass."""
     model.eval()
-    n_chunks = 0
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    n_chunks, start = 0, 0
     with torch.inference_mode():
         for inputs, extras in probe.chunks(batch_size, device):
+            if on_chunk is not None:
+                on_chunk(start, extras)
+            start += int(inputs.shape[0])
+            if dtype is not None:
+                # Float inputs follow the forward dtype; token ids and masks stay integers.
+                inputs = inputs.to(dtype) if inputs.is_floating_point() else inputs
+                extras = {k: v.to(dtype) if v.is_floating_point() else v for k, v in extras.items()}
             try:
                 model(inputs, **extras)
             except NdtError:
@@ -227,6 +294,7 @@ def fold_probe(
     device: torch.device | str = "cpu",
     timings: dict[str, float] | None = None,
     folder: Folder | None = None,
+    tokens: TokenRule | str = "all",
 ) -> FoldedSpectra:
     """Run the probe forward and fold each layer's output into its accumulator.
 
@@ -241,14 +309,16 @@ def fold_probe(
             itself.
         timings: If given, the seconds the forward pass spent on folding (or handing
             outputs to the folder) go to its "gram" key.
+        tokens: Rows of sequence outputs (``--tokens``; see `ndt.core.rows`).
     """
     modules = resolve_modules(model, layers)
+    rows = HookRows(model, layers, tokens)
     folded = FoldedSpectra(
         {
             name: SpectrumAccumulator(
-                probe.n_samples, center=center, token_axis=not isinstance(module, nn.Conv1d)
+                probe.n_samples, center=center, token_axis=name not in rows.channels_first
             )
-            for name, module in modules.items()
+            for name in modules
         }
     )
     calls: Counter = Counter()
@@ -263,6 +333,7 @@ def fold_probe(
         nonlocal spent
         started = time.perf_counter()
         calls[name] += 1
+        output = rows.apply(name, output)[0]
         if folder is None:
             folded.accumulators[name].update(output)
         else:
@@ -271,7 +342,7 @@ def fold_probe(
 
     with forward_hooks(modules, fold):
         try:
-            n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
+            n_chunks = _run_probe(model, probe, batch_size, torch.device(device), rows.chunk)
         except BaseException:
             wait(folded.pending)  # no job may outlive a failed call
             raise
@@ -291,10 +362,11 @@ def layer_spectra(
     center: bool = True,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
+    tokens: TokenRule | str = "all",
 ) -> dict[str, Spectrum]:
     """One spectrum per layer for the model's current weights, streaming over probe chunks."""
     return fold_probe(
-        model, probe, layers, center=center, batch_size=batch_size, device=device
+        model, probe, layers, center=center, batch_size=batch_size, device=device, tokens=tokens
     ).spectra()
 
 
@@ -305,18 +377,32 @@ def capture_activations(
     *,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
+    tokens: TokenRule | str = "all",
+    row_samples: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Full outputs of the selected layers on the whole probe, shape (n_samples, ...),
-    float32 on the CPU. Memory grows with the probe: use `layer_spectra` for metrics."""
+    float32 on the CPU. Memory grows with the probe: use `layer_spectra` for metrics.
+
+    A sequence layer pooled by `tokens`, or unpadded by the probe's attention_mask, gives
+    its rows instead, (n_rows, D) (see `ndt.core.rows`); `row_samples`, if given, then
+    receives each row's probe sample under the layer's name.
+    """
     modules = resolve_modules(model, layers)
+    rows = HookRows(model, layers, tokens)
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    samples: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     calls: Counter = Counter()
 
     def keep(name: str, output: torch.Tensor) -> None:
         calls[name] += 1
+        output, which = rows.apply(name, output)
         chunks[name].append(output.to("cpu", torch.float32))
+        if which is not None:
+            samples[name].append(which.cpu())
 
     with forward_hooks(modules, keep):
-        n_chunks = _run_probe(model, probe, batch_size, torch.device(device))
+        n_chunks = _run_probe(model, probe, batch_size, torch.device(device), rows.chunk)
     _check_calls(calls, layers, n_chunks)
+    if row_samples is not None:
+        row_samples.update({name: torch.cat(found) for name, found in samples.items() if found})
     return {name: torch.cat(chunks[name]) for name in layers}

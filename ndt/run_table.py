@@ -212,6 +212,7 @@ class RunTable:
             # Jumps found on earlier curves stay until `ndt jumps` runs again.
             jumps=base.jumps if base is not None else None,
             jump_settings=base.jump_settings if base is not None else {},
+            transitions=base.transitions if base is not None else None,
             metadata=base.metadata if base is not None else {},
         )
 

@@ -86,6 +86,8 @@ class Provenance:
     ndt_version: str = __version__
     torch_version: str = ""
     device: str = ""
+    dtype: str = "float32"
+    tokens: str = "all"
     command: str = ""
 
     def comparable(self) -> dict[str, object]:
@@ -98,6 +100,8 @@ class Provenance:
             "dormant_tau": self.dormant_tau,
             "metrics": tuple(self.metrics),
             "layers": tuple(self.layers),
+            "dtype": self.dtype,
+            "tokens": self.tokens,
         }
 
 

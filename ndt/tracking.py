@@ -18,17 +18,12 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ndt.checkpoints import (
-    Checkpoint,
-    checkpoint_sha256,
-    discover_checkpoints,
-    load_weights,
-    read_state_dict,
-)
+from ndt.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
+from ndt.core.rows import parse_tokens
 from ndt.errors import CheckpointError, NdtError
-from ndt.modelspec import ModelSpec
-from ndt.replay import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
+from ndt.modelspec import ModelSpec, read_manifest
+from ndt.replay import FoldedSpectra, Folder, RunSetup, apply_weights, fold_probe, prepare_run
 from ndt.run_table import RunTable
 from ndt.shards import select_shard
 from ndt.store import Provenance, Results
@@ -50,6 +45,7 @@ class TrackReport:
         timings: Seconds spent in load, forward, metrics and write, summed over checkpoints
             ("metrics" includes decompositions that overlapped the next forward pass), and
             the run's "wall" time.
+        notes: Files skipped while discovering checkpoints, and warnings about their steps.
     """
 
     path: Path
@@ -62,6 +58,41 @@ class TrackReport:
     timings: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("load", "forward", "metrics", "write", "wall"), 0.0)
     )
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckpointPlan:
+    """The checkpoints `track` would replay, and notes on skipped files and steps."""
+
+    checkpoints: list[Checkpoint]
+    notes: list[str]
+
+
+def plan_checkpoints(
+    ckpt_dir: str | Path,
+    *,
+    probe: str | Path | None = None,
+    steps: tuple[int | None, int | None] | None = None,
+    every: int = 1,
+    step_scale: int | None = None,
+) -> CheckpointPlan:
+    """The checkpoints of a run in step order, without building the model (``--dry-run``).
+
+    The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint.
+
+    Raises:
+        CheckpointError: see `ndt.checkpoints.discover_checkpoints`.
+    """
+    if probe is None:
+        manifest = read_manifest(ckpt_dir)
+        probe = manifest.probe if manifest is not None else None
+    notes: list[str] = []
+    found = discover_checkpoints(
+        ckpt_dir, steps=steps, every=every, exclude=[probe] if probe else [],
+        step_scale=step_scale, notes=notes,
+    )  # fmt: skip
+    return CheckpointPlan(found, notes)
 
 
 ProgressCallback = Callable[[int, int, int], None]
@@ -80,9 +111,12 @@ def track(
     dormant_tau: float = 0.0,
     batch_size: int | None = None,
     device: str = "auto",
+    dtype: str = "float32",
+    tokens: str = "all",
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
     shard: tuple[int, int] | None = None,
+    step_scale: int | None = None,
     overwrite: bool = False,
     command: str = "",
     progress: ProgressCallback | None = None,
@@ -96,7 +130,9 @@ def track(
     rows are committed to the file as soon as they are computed, so an interrupted run loses
     at most the one in flight. Each write holds the file's lock (`ndt.results_lock`) and
     keeps what other writers added meanwhile (their rows, a new ``/jumps``), so concurrent
-    runs on one file lose nothing. A checkpoint that cannot be read is reported in
+    runs on one file lose nothing. The forward passes run in `dtype` (float32 by default,
+    whatever the checkpoints' dtype); `tokens` chooses the rows of sequence outputs (see
+    `ndt.core.rows`). A checkpoint that cannot be read is reported in
     `TrackReport.failures` and retried by the next run; one whose tensors do not fit the
     model stops the run.
 
@@ -112,20 +148,24 @@ def track(
         ResultsLockedError: if another process holds `out`'s lock for longer than `wait`.
     """
     metrics = _checked_metrics(metrics)
+    tokens = parse_tokens(tokens).describe()
     setup = prepare_run(
-        ckpt_dir, model=model, probe=probe, layers=layers, device=device, trust_code=trust_code
+        ckpt_dir,
+        model=model,
+        probe=probe,
+        layers=layers,
+        device=device,
+        trust_code=trust_code,
+        dtype=dtype,
     )
-    checkpoints = select_shard(
-        discover_checkpoints(
-            ckpt_dir, steps=steps, every=every,
-            exclude=[setup.probe.path] if setup.probe.path else [],
-        ),
-        shard,
-    )  # fmt: skip
-    provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
+    plan = plan_checkpoints(
+        ckpt_dir, probe=setup.probe.path, steps=steps, every=every, step_scale=step_scale
+    )
+    checkpoints = select_shard(plan.checkpoints, shard)
+    provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command, tokens)
     out = Path(out)
     table = RunTable.start(out, provenance, overwrite, wait)
-    report = TrackReport(path=out, results=table.results())
+    report = TrackReport(path=out, results=table.results(), notes=plan.notes)
     report.changed = table.forget_changed(checkpoints, Path(ckpt_dir))
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
@@ -160,7 +200,7 @@ def track(
                     loop.settle()
                     loop.record(checkpoint)
                     continue
-                load_weights(setup.model, state, name)
+                apply_weights(setup.model, state, name)
                 del state
                 report.timings["load"] += time.perf_counter() - started
                 started = time.perf_counter()
@@ -168,6 +208,7 @@ def track(
                 folded = fold_probe(
                     setup.model, setup.probe, setup.layers, center=center,
                     batch_size=batch_size, device=setup.device, timings=spent, folder=folder,
+                    tokens=tokens,
                 )  # fmt: skip
                 report.timings["forward"] += time.perf_counter() - started - spent["gram"]
                 report.timings["metrics"] += spent["gram"]
@@ -198,6 +239,7 @@ def _provenance(
     center: bool,
     dormant_tau: float,
     command: str,
+    tokens: str,
 ) -> Provenance:
     return Provenance(
         checkpoint_dir=str(Path(ckpt_dir).resolve()),
@@ -211,6 +253,8 @@ def _provenance(
         layers=tuple(setup.layers),
         torch_version=str(torch.__version__),
         device=str(setup.device),
+        dtype=setup.dtype,
+        tokens=tokens,
         command=command,
     )
 

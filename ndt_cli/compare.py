@@ -110,6 +110,15 @@ def compare(
             err.print(f"Wrote {label}: {written}", soft_wrap=True)
     if result.steps.note:
         err.print(f"Note: {result.steps.note}.", soft_wrap=True)
+    if result.labels_per_token:
+        err.print(
+            f"Note: rows of {', '.join(result.labels_per_token)} are tokens (--tokens "
+            f"{result.tokens}), so each sample's label is repeated over its tokens in the "
+            "linear probe and cluster purity; `ndt track --tokens last|first|mean|pos:K` "
+            "gives one row per sample",
+            soft_wrap=True,
+            markup=False,
+        )
     _render(result)
 
 

@@ -16,10 +16,15 @@ from ndt_cli._output import out, print_json
 
 def layers(
     ckpt_dir: Annotated[
-        Path | None, typer.Argument(help="Checkpoint folder whose ndt.toml names the model.")
+        Path | None,
+        typer.Argument(help="Checkpoint folder whose ndt.toml (or config.json) names the model."),
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Zoo name, pkg.module:factory or file.py:factory.")
+        str | None,
+        typer.Option(
+            help="Zoo name, hf, pkg.module:factory or file.py:factory. Default: the "
+            "folder's ndt.toml, else hf when it holds a transformers config.json."
+        ),
     ] = None,
     model_kwargs: Annotated[
         str | None, typer.Option(help="JSON keyword arguments for the model factory.")

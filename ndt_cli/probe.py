@@ -37,7 +37,25 @@ def probe(
         Path | None, typer.Option(help="A file with the labels for --from, shape (n,).")
     ] = None,
     label_column: Annotated[
-        str | None, typer.Option(help="The CSV column of --from that holds the labels.")
+        str | None,
+        typer.Option(help="The column of --from (CSV) or --text (table) that holds the labels."),
+    ] = None,
+    text: Annotated[
+        Path | None,
+        typer.Option(
+            help="A text file to tokenize: .txt (a sample per line), .tsv/.csv (header row) "
+            "or .jsonl; labels from its 'label' column when it has one."
+        ),
+    ] = None,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(help="With --text: a folder holding a saved Hugging Face tokenizer."),
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="With --text: truncate samples to N tokens.")
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="With --text: the text column (default 'text').")
     ] = None,
     image: Annotated[
         bool, typer.Option(help="With --digits: inputs as (n, 1, 8, 8) images, not (n, 64).")
@@ -50,9 +68,12 @@ def probe(
 ) -> None:
     """Write a probe batch: the fixed inputs every checkpoint is replayed on.
 
-    Give exactly one source: --digits, --gaussian, --tokens (with --vocab) or --from.
+    Give exactly one source: --digits, --gaussian, --tokens (with --vocab), --from, or
+    --text (with --tokenizer).
 
     Example: ndt probe probe.safetensors --digits 512 --seed 0
+
+    Example: ndt probe probe.safetensors --text probe.tsv --tokenizer run/checkpoint-500
 
     See docs/commands/probe.md.
     """
@@ -68,6 +89,10 @@ def probe(
         image=image,
         seed=seed,
         overwrite=overwrite,
+        text=text,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        text_column=text_column,
     )
     tensors = {"inputs": written.inputs}
     if written.labels is not None:

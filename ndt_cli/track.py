@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,11 +16,14 @@ from ndt.allocator import return_large_blocks_to_os
 from ndt.checkpoints import parse_step_range
 from ndt.core.estimators import DEFAULT_METRICS
 from ndt.modelspec import model_spec
+from ndt.replay import DTYPES
 from ndt.shards import parse_shard
-from ndt.tracking import TrackReport
+from ndt.tracking import CheckpointPlan, TrackReport, plan_checkpoints
 from ndt.tracking import track as run_track
 from ndt.trust import remember_model
 from ndt_cli._output import err, fmt, out, print_json
+
+DType = Enum("DType", {name: name for name in DTYPES}, type=str)
 
 
 def track(
@@ -29,8 +33,9 @@ def track(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Zoo name (mlp, cnn, transformer, vit), pkg.module:factory or "
-            "file.py:factory. Default: from ndt.toml."
+            help="Zoo name (mlp, cnn, transformer, vit), hf, pkg.module:factory or "
+            "file.py:factory. Default: from ndt.toml, else hf when the folder holds a "
+            "transformers config.json."
         ),
     ] = None,
     model_kwargs: Annotated[
@@ -66,6 +71,17 @@ def track(
         int | None, typer.Option(help="Probe samples per forward pass (default: all).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    dtype: Annotated[
+        DType,
+        typer.Option(help="Precision of the forward passes, whatever the checkpoints' dtype."),
+    ] = DType.float32,
+    tokens: Annotated[
+        str,
+        typer.Option(
+            help="Rows of (B, T, D) outputs: all (every unpadded position), last, first, "
+            "mean (over unpadded positions) or pos:K (one row per sample)."
+        ),
+    ] = "all",
     threads: Annotated[
         int | None,
         typer.Option(
@@ -86,6 +102,20 @@ def track(
             "array task each; join the files with `ndt merge`)."
         ),
     ] = None,
+    step_scale: Annotated[
+        int | None,
+        typer.Option(
+            help="Steps between two saves: maps accelerate's checkpoint_<i> save indices to "
+            "steps (i * K)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            help="List the checkpoints found, their steps and where each step came from; "
+            "compute nothing."
+        ),
+    ] = False,
     overwrite: Annotated[
         bool, typer.Option(help="Recompute every checkpoint, replacing the file.")
     ] = False,
@@ -125,6 +155,15 @@ def track(
     See docs/commands/track.md.
     """
     spec = model_spec(model, model_kwargs)
+    step_range = parse_step_range(steps) if steps else None
+    shard_index = parse_shard(shard) if shard else None
+    if dry_run:
+        plan = plan_checkpoints(
+            ckpt_dir, probe=probe, steps=step_range, every=every, step_scale=step_scale
+        )
+        _render_plan(plan, ckpt_dir, as_json)
+        _warn_notes(plan.notes)
+        return
     if spec is not None:
         remember_model(spec)  # typed: the user's consent, which `ndt compare` may need later
     return_large_blocks_to_os()  # flat peak memory over many checkpoints (ndt/allocator.py)
@@ -144,10 +183,10 @@ def track(
         report = run_track(
             ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
             metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
-            batch_size=batch_size, device=device,
-            steps=parse_step_range(steps) if steps else None, every=every,
-            shard=parse_shard(shard) if shard else None,
-            overwrite=overwrite, command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
+            batch_size=batch_size, device=device, dtype=dtype.value, tokens=tokens,
+            steps=step_range, every=every, step_scale=step_scale, shard=shard_index,
+            overwrite=overwrite,
+            command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
             trust_code=trust_code, wait=wait,
         )  # fmt: skip
     if as_json:
@@ -221,6 +260,28 @@ def _render(report: TrackReport, profile: bool) -> None:
         )
 
 
+def _render_plan(plan: CheckpointPlan, ckpt_dir: Path, as_json: bool) -> None:
+    rows = [
+        {"step": c.step, "file": c.path.relative_to(ckpt_dir).as_posix(), "from": c.step_source}
+        for c in plan.checkpoints
+    ]
+    if as_json:
+        print_json({"checkpoints": rows, "notes": plan.notes})
+        return
+    out.print(f"{ckpt_dir}: {len(rows)} checkpoints (dry run: nothing computed)", soft_wrap=True)
+    table = Table(show_edge=False)
+    for column in ("step", "file", "step from"):
+        table.add_column(column, justify="right" if column == "step" else "left")
+    for row in rows:
+        table.add_row(str(row["step"]), row["file"], row["from"])
+    out.print(table)
+
+
+def _warn_notes(notes: list[str]) -> None:
+    for note in notes:
+        err.print(f"Warning: {note}", soft_wrap=True, markup=False)
+
+
 def _warn(report: TrackReport) -> None:
     for step, file in report.changed:
         err.print(
@@ -228,6 +289,7 @@ def _warn(report: TrackReport) -> None:
             soft_wrap=True,
             markup=False,
         )
+    _warn_notes(report.notes)
     for file, error in report.failures:
         err.print(
             f"Error: skipped {file}: {error} (the next run retries it)",

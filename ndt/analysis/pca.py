@@ -34,41 +34,37 @@ class PrincipalComponents:
 
 
 def fit_pca(activation: ActivationLike, n_components: int = 10) -> PrincipalComponents:
-    """PCA of a layer's activation matrix through an eigendecomposition of its smaller Gram.
+    """PCA of a layer's activation matrix, by scikit-learn (full SVD, float64).
 
     Args:
         activation: (B, ...) output or (n_rows, n_features) matrix, reshaped by `to_matrix`.
         n_components: k; capped at min(n_rows, n_features).
     """
+    from sklearn.decomposition import PCA
+
     x = to_matrix(activation)
     n, d = x.shape
     if n < 2:
         raise ValueError("PCA needs at least two rows")
     k = max(1, min(n_components, n, d))
-    mean = x.mean(0)
-    xc = x - mean
-    if d <= n:
-        values, vectors = np.linalg.eigh(xc.T @ xc)
-        values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
-    else:
-        values, left = np.linalg.eigh(xc @ xc.T)
-        values, left = values[::-1][:k], left[:, ::-1][:, :k]
-        sigma = np.sqrt(np.clip(values, 0, None))
-        vectors = (xc.T @ left) / np.where(sigma > 0, sigma, 1.0)
-    values = np.clip(values, 0, None)
-    total = float(np.square(xc).sum())
-    components = vectors.T.copy()
+    pca = PCA(n_components=k, svd_solver="full").fit(x)
+    components = pca.components_.astype(np.float64, copy=True)
+    # A deterministic sign: each direction's largest entry is positive.
     signs = np.sign(components[np.arange(k), np.abs(components).argmax(1)])
     components *= np.where(signs == 0, 1.0, signs)[:, None]
-    ratio = values / total if total > 0 else np.full(k, np.nan)
-    return PrincipalComponents(mean, components, values / (n - 1), ratio)
+    ratio = pca.explained_variance_ratio_.astype(np.float64)
+    if not np.isfinite(ratio).all():  # no variance at all: the ratio is undefined
+        ratio = np.full(k, np.nan)
+    return PrincipalComponents(x.mean(0), components, pca.explained_variance_, ratio)
 
 
 def principal_angles(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     """Principal angles in degrees, ascending, between the row spaces of `a` (k, d) and
-    `b` (k, d), each with orthonormal rows."""
-    cosines = np.linalg.svd(a @ b.T, compute_uv=False)
-    return np.degrees(np.arccos(np.clip(cosines, 0.0, 1.0)))
+    `b` (k, d), by scipy's `subspace_angles` (accurate for small angles, unlike arccos of
+    the singular values)."""
+    from scipy.linalg import subspace_angles
+
+    return np.degrees(subspace_angles(a.T, b.T))[::-1].copy()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ndt.errors import NdtError
+from ndt.visualization._style import new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from ndt.analysis.comparison import LayerComparison
@@ -20,38 +20,25 @@ if TYPE_CHECKING:  # pragma: no cover
 _MAX_POINTS = 4000
 
 
-def _pyplot():  # noqa: ANN202
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise NdtError("--report needs matplotlib: pip install matplotlib") from None
-    return plt
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "layer"
 
 
 def _cka_figure(report: CompareReport, path: Path) -> None:
-    plt = _pyplot()
     names = [c.layer for c in report.layers]
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.5))
+    # The Agg canvas of new_figure: the caller's matplotlib backend is left alone.
+    fig, ax = new_figure((7, 0.4 * len(names) + 1.5))
     ax.barh(names[::-1], [c.cka for c in report.layers][::-1], color="tab:blue")
     ax.set_xlim(0, 1.05)
     ax.set_xlabel(f"linear CKA, step {report.before.step} vs {report.after.step}")
     ax.set_title("Similarity per layer (lower = more change)")
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _layer_figure(c: LayerComparison, before: int, after: int, path: Path) -> str:
     """Explained variance, joint-PCA scatter by phase and by label, Δ mean histogram."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig, axes = new_figure((17, 3.8), 1, 4)
+    axes = axes.ravel()
     k = c.pca.n_components
     idx = np.arange(1, k + 1)
     axes[0].bar(idx - 0.2, c.pca.explained_variance_ratio_before, 0.4, label=f"step {before}")
@@ -82,9 +69,7 @@ def _layer_figure(c: LayerComparison, before: int, after: int, path: Path) -> st
     axes[3].hist(c.neurons.mean_after - c.neurons.mean_before, bins=40, color="tab:gray")
     axes[3].set(title="per-neuron Δ mean", xlabel="mean after - mean before", ylabel="neurons")
     fig.suptitle(c.layer)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return note
 
 

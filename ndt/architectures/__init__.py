@@ -2,13 +2,12 @@
 
 `detect_architecture` names the family ("mlp", "cnn", "transformer", "vit", or "generic"
 for anything else); `get_handler` returns the object that picks its layers. `select_layers`
-applies ``--layers`` glob patterns to qualified module names instead.
+applies ``--layers`` glob patterns (`ndt.globs`) to qualified module names instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 
 from torch import nn
 
@@ -16,6 +15,7 @@ from ndt.architectures.base import ArchitectureHandler
 from ndt.architectures.feedforward import CNNHandler, MLPHandler
 from ndt.architectures.transformer import TransformerHandler, ViTHandler, is_attention
 from ndt.errors import NdtError
+from ndt.globs import layer_matches
 
 HANDLERS: dict[str, type[ArchitectureHandler]] = {
     "mlp": MLPHandler,
@@ -66,7 +66,7 @@ def select_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> li
     available = [name for name, _ in model.named_modules() if name]
     selected: list[str] = []
     for pattern in patterns:
-        matched = [n for n in available if fnmatchcase(n, pattern)]
+        matched = [n for n in available if layer_matches(n, pattern)]
         if not matched:
             shown = ", ".join(available[:8]) + (" ..." if len(available) > 8 else "")
             raise NdtError(f"--layers '{pattern}' matches no module; the model has {shown}")

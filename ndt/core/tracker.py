@@ -26,6 +26,7 @@ from torch import nn
 from ndt.architectures import select_layers
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
 from ndt.core.hooks import ActivationCapture, resolve_modules
+from ndt.core.rows import channels_first_layers
 from ndt.core.spectrum import Spectrum, compute_spectrum
 from ndt.errors import NdtError
 from ndt.probe import Probe
@@ -145,13 +146,14 @@ class HighFrequencyTracker:
                 for module, training in modes:
                     module.training = training
         spectra: dict[str, Spectrum | None] = {}
-        for name, module in self._modules.items():
+        channels_first = channels_first_layers(self.model, list(self._modules))
+        for name in self._modules:
             activation = self._capture.get_activation(name)
             if activation is None:
                 spectra[name] = None
                 continue
             spectra[name] = compute_spectrum(
-                activation, center=self.center, token_axis=not isinstance(module, nn.Conv1d)
+                activation, center=self.center, token_axis=name not in channels_first
             )
         if all(spectrum is None for spectrum in spectra.values()):
             raise NdtError(

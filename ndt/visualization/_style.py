@@ -184,3 +184,18 @@ def _metadata(path: Path) -> dict[str, str]:
     if suffix == ".pdf":
         return {"CreationDate": None}
     return {"Software": None}
+
+
+def layer_hex_colors(layers: Sequence[str]) -> list[str]:
+    """The figures' layer colours as hex strings (a blue-to-orange ramp without matplotlib)."""
+    try:
+        from matplotlib.colors import to_hex
+
+        return [to_hex(color) for color in layer_colors(layers).values()]
+    except ImportError:
+        pass
+    if len(layers) <= len(OKABE_ITO):
+        return list(OKABE_ITO[: len(layers)])
+    start, end = np.array([0x00, 0x20, 0x4C]), np.array([0xE6, 0x9F, 0x00])
+    ramp = np.linspace(0.0, 1.0, len(layers))[:, None] * (end - start) + start
+    return ["#{:02x}{:02x}{:02x}".format(*row) for row in ramp.round().astype(int)]

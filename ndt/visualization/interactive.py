@@ -23,8 +23,7 @@ from ndt.visualization._data import (
     tidy_frame,
     use_log_x,
 )
-from ndt.visualization._style import metric_label, metric_title
-from ndt.visualization.page import _hex_colors
+from ndt.visualization._style import layer_hex_colors, metric_label, metric_title
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -88,7 +87,7 @@ def create_interactive_plot(
         vertical_spacing=0.06 if len(rows) <= 4 else 0.03,
         subplot_titles=[metric_label(m) for m in rows],
     )
-    colors = dict(zip(chosen, _hex_colors(chosen), strict=True))
+    colors = dict(zip(chosen, layer_hex_colors(chosen), strict=True))
     for row, metric in enumerate(metrics, start=1):
         for layer in chosen:
             part = frame[frame["layer"] == layer]

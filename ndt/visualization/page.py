@@ -27,27 +27,10 @@ from ndt.visualization._data import (
     use_log_x,
 )
 from ndt.visualization._page_template import PAGE
-from ndt.visualization._style import OKABE_ITO, metric_label
+from ndt.visualization._style import layer_hex_colors, metric_label
 
 # The page shows every column of the table except the detector's own score.
 _JUMP_FIELDS = tuple(c for c in JUMP_COLUMNS if c != "score")
-
-
-def _hex_colors(layers: Sequence[str]) -> list[str]:
-    """The figures' layer colours as hex strings (a blue-to-orange ramp without matplotlib)."""
-    try:
-        from matplotlib.colors import to_hex
-
-        from ndt.visualization._style import layer_colors
-
-        return [to_hex(color) for color in layer_colors(layers).values()]
-    except ImportError:
-        pass
-    if len(layers) <= len(OKABE_ITO):
-        return list(OKABE_ITO[: len(layers)])
-    start, end = np.array([0x00, 0x20, 0x4C]), np.array([0xE6, 0x9F, 0x00])
-    ramp = np.linspace(0.0, 1.0, len(layers))[:, None] * (end - start) + start
-    return ["#{:02x}{:02x}{:02x}".format(*row) for row in ramp.round().astype(int)]
 
 
 def _number(value: object) -> object:
@@ -105,7 +88,7 @@ def page_data(
         ),
         "steps": [int(s) for s in steps],
         "layers": chosen,
-        "colors": _hex_colors(chosen),
+        "colors": layer_hex_colors(chosen),
         "metric": metrics[0],
         "metrics": curves,
         "logx": use_log_x(steps) if logx is None else bool(logx),

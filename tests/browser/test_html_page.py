@@ -77,8 +77,14 @@ def browser():
 @pytest.fixture
 def page(browser, tmp_path: Path):
     res = _results()
+    k = int(np.searchsorted(STEPS, 100))
+    transitions = pd.DataFrame(
+        {"rank": [1], "prev_step": [int(STEPS[k - 1])], "step": [int(STEPS[k])],
+         "p_value": [1e-9], "n_curves": [2], "layers": ["blocks.0.mlp,head"],
+         "strongest": ["blocks.0.mlp stable_rank 7→11"]}
+    )  # fmt: skip
     path = write_html_report(res.to_frame(), tmp_path / "report.html", jumps=res.jumps,
-                             run_name="synthetic")  # fmt: skip
+                             transitions=transitions, run_name="synthetic")  # fmt: skip
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     problems: list[str] = []
@@ -115,6 +121,16 @@ def test_page_shows_one_trace_per_layer(page):
     assert page.locator("#plot path.jump").count() == 2  # significant stable_rank jumps
     assert page.locator("#jumps tbody tr").count() == 2
     assert page.locator("#logx").is_checked()  # log-spaced steps switch it on
+
+
+def test_transitions_are_numbered_bands_behind_every_metric(page):
+    for metric in ("stable_rank", "participation_ratio"):
+        page.select_option("#metric", metric)
+        bands = page.locator("#plot rect.transition")
+        assert bands.count() == 1
+        assert page.text_content("#plot text.transition-label") == "#1"
+        width = float(bands.first.get_attribute("width"))
+        assert 2 <= width < 200  # one interval on a 1280-pixel-wide page
 
 
 def test_switching_the_metric_changes_the_traces(page):

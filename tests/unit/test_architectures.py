@@ -91,3 +91,9 @@ def test_generic_fallback_and_globs():
         NdtError, match="--layers 'decoder.\\*' matches no module; the model has embed"
     ):
         select_layers(transformer, ["decoder.*"])
+
+
+def test_star_stays_within_one_level():
+    model = build_zoo_model("transformer", n_layers=2)
+    assert select_layers(model, ["blocks.*"]) == ["blocks.0", "blocks.1"]
+    assert select_layers(model, ["**.fc_in"]) == ["blocks.0.mlp.fc_in", "blocks.1.mlp.fc_in"]

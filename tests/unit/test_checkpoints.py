@@ -141,9 +141,133 @@ def test_mismatch_names_checkpoint_and_keys():
         load_weights(model, state, "step_1")
 
 
+def test_integer_weights_for_a_float_model_are_refused():
+    model = mlp(4, (3,), 2)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["fc1.weight"] = torch.ones(3, 4, dtype=torch.int8)
+    with pytest.raises(WeightsMismatchError, match=r"step_1 holds integer weights .*fc1.weight"):
+        load_weights(model, state, "step_1")
+    # bf16 weights are floats: loaded, upcast exactly to the model's float32.
+    state["fc1.weight"] = torch.full((3, 4), 0.15625, dtype=torch.bfloat16)
+    load_weights(model, state, "step_1")
+    assert model.fc1.weight.dtype == torch.float32
+    assert torch.equal(model.fc1.weight, torch.full((3, 4), 0.15625))
+
+
 def test_parse_step_range():
     assert parse_step_range("1000:5000") == (1000, 5000)
     assert parse_step_range(":5000") == (None, 5000)
     assert parse_step_range("7") == (7, 7)
     with pytest.raises(CheckpointError, match="--steps 'a:b' is not a range"):
         parse_step_range("a:b")
+
+
+def trainer_state(folder: Path, global_step: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trainer_state.json").write_text(f'{{"global_step": {global_step}, "epoch": 1.0}}')
+
+
+@pytest.mark.parametrize(
+    ("name", "step"),
+    [("global_step1000", 1000), ("iter_0001000", 1000), ("step1000", 1000),
+     ("checkpoint-1000", 1000)],
+)  # fmt: skip
+def test_pythia_megatron_deepspeed_names(name, step):
+    assert step_from_name(name) == step
+
+
+def test_step_sources_in_priority_order(tmp_path):
+    write(tmp_path / "a" / "model.safetensors", step=7)  # metadata
+    write(tmp_path / "checkpoint-500" / "model.safetensors")
+    trainer_state(tmp_path / "checkpoint-500", 512)  # trainer_state.json beats the name
+    write(tmp_path / "global_step900" / "model.safetensors")
+    found = discover_checkpoints(tmp_path)
+    assert [(c.step, c.step_source) for c in found] == [
+        (7, "metadata"),
+        (512, "trainer_state.json global_step"),
+        (900, "name 'global_step900'"),
+    ]
+
+
+def test_trainer_root_save_is_skipped_with_a_note(tmp_path):
+    for step in (100, 200):
+        write(tmp_path / f"checkpoint-{step}" / "model.safetensors")
+        trainer_state(tmp_path / f"checkpoint-{step}", step)
+    write(tmp_path / "model.safetensors")  # trainer.save_model(): no step anywhere
+    notes: list[str] = []
+    assert [c.step for c in discover_checkpoints(tmp_path, notes=notes)] == [100, 200]
+    assert notes == [
+        "skipped model.safetensors: no step in its name, its metadata or a trainer_state.json "
+        "(a final save_model() copy?)"
+    ]
+    # With trainer.save_state() the root has the last step: it repeats checkpoint-200.
+    trainer_state(tmp_path, 200)
+    notes.clear()
+    assert [c.path.parent.name for c in discover_checkpoints(tmp_path, notes=notes)] == [
+        "checkpoint-100", "checkpoint-200",
+    ]  # fmt: skip
+    assert notes == [
+        "skipped model.safetensors: it repeats step 200 of checkpoint-200/model.safetensors"
+    ]
+
+
+def test_a_single_checkpoint_folder_reads_its_own_step(tmp_path):
+    write(tmp_path / "checkpoint-300" / "model.safetensors")
+    (found,) = discover_checkpoints(tmp_path / "checkpoint-300")
+    assert (found.step, found.step_source) == (300, "name 'checkpoint-300'")
+
+
+def test_accelerate_save_indices_warn_or_scale(tmp_path):
+    for index in range(3):
+        write(tmp_path / "checkpoints" / f"checkpoint_{index}" / "model.safetensors")
+    notes: list[str] = []
+    found = discover_checkpoints(tmp_path, notes=notes)
+    assert [(c.step, c.step_source) for c in found] == [(i, "save index") for i in range(3)]
+    assert len(notes) == 1 and "accelerate's save counter" in notes[0]
+    assert "--step-scale" in notes[0]
+    notes.clear()
+    found = discover_checkpoints(tmp_path, step_scale=20, notes=notes)
+    assert [(c.step, c.step_source) for c in found] == [
+        (0, "save index x 20"), (20, "save index x 20"), (40, "save index x 20"),
+    ]  # fmt: skip
+    assert notes == []
+    # A step saved with the state wins over the index.
+    write(tmp_path / "checkpoints" / "checkpoint_1" / "model.safetensors", step=150)
+    steps = [c.step for c in discover_checkpoints(tmp_path, step_scale=20)]
+    assert steps == [0, 40, 150]
+    with pytest.raises(CheckpointError, match="--step-scale must be at least 1"):
+        discover_checkpoints(tmp_path, step_scale=0)
+
+
+def test_sharded_index_names_a_missing_shard(tmp_path):
+    folder = tmp_path / "checkpoint-10"
+    write(folder / "model-00001-of-00002.safetensors", tensors={"a": torch.ones(1)})
+    (folder / "model.safetensors.index.json").write_text(
+        '{"weight_map": {"a": "model-00001-of-00002.safetensors", '
+        '"b": "model-00002-of-00002.safetensors"}}'
+    )
+    with pytest.raises(CheckpointError, match="lists model-00002-of-00002.safetensors, which is"):
+        discover_checkpoints(tmp_path)
+
+
+def test_trainer_state_files_beside_legacy_weights_are_not_checkpoints(tmp_path):
+    folder = tmp_path / "checkpoint-500"
+    folder.mkdir()
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin",
+                 "scaler.pt", "rng_state_1.pth"):  # fmt: skip
+        torch.save({"x": torch.zeros(1)}, folder / name)
+    torch.save({"w": torch.ones(2)}, folder / "pytorch_model.bin")
+    trainer_state(folder, 500)
+    (found,) = discover_checkpoints(tmp_path)
+    assert found.path.name == "pytorch_model.bin" and found.step == 500
+    assert set(read_state_dict(found)) == {"w"}
+
+
+def test_checkpoint_underscore_names_elsewhere_are_steps(tmp_path):
+    write(tmp_path / "checkpoint_300" / "model.safetensors")
+    notes: list[str] = []
+    (found,) = discover_checkpoints(tmp_path, notes=notes)
+    assert (found.step, found.step_source, notes) == (300, "name 'checkpoint_300'", [])
+    (tmp_path / "checkpoint_300" / "random_states_0.pkl").write_bytes(b"")
+    (found,) = discover_checkpoints(tmp_path, notes=notes)
+    assert found.step_source == "save index" and len(notes) == 1
