@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 from ndt.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
 from ndt.core.rows import parse_tokens
+from ndt.distributed import Outcome, replay_run
 from ndt.errors import CheckpointError, NdtError
 from ndt.modelspec import ModelSpec, read_manifest
 from ndt.replay import FoldedSpectra, Folder, RunSetup, apply_weights, fold_probe, prepare_run
@@ -122,6 +123,8 @@ def track(
     progress: ProgressCallback | None = None,
     trust_code: bool = False,
     wait: float = 0.0,
+    scheduler: str | None = None,
+    threads: int | None = None,
 ) -> TrackReport:
     """Replay every checkpoint in `ckpt_dir` on the probe and write the curves to `out`.
 
@@ -141,6 +144,11 @@ def track(
             and `every`) is I modulo N (`ndt.shards`); `ndt merge` joins the shards' files.
         trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
         wait: Seconds to wait for another writer of `out` before giving up.
+        scheduler: Replay on a Dask cluster (`ndt.distributed`): ``local:N``,
+            ``tcp://HOST:PORT`` or a scheduler file; this process writes `out`.
+        threads: torch threads of each task on the cluster (default: for ``local:N`` the
+            cores shared among the N workers). Without `scheduler`, unused: the caller sets
+            ``torch.set_num_threads``.
 
     Raises:
         NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
@@ -170,6 +178,14 @@ def track(
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
     loop = _Loop(table, report, out, progress, len(todo))
+    if scheduler is not None:
+        for checkpoint, outcome in replay_run(
+            scheduler, setup, todo, ckpt_dir=ckpt_dir, threads=threads, metrics=metrics,
+            center=center, dormant_tau=dormant_tau, batch_size=batch_size, device=device,
+            dtype=dtype, tokens=tokens,
+        ):  # fmt: skip
+            loop.commit(checkpoint, _relative_name(checkpoint, ckpt_dir), outcome)
+        return _finished(table, report, loop)
     with (
         # numpy's BLAS (the Gram updates) gets the threads torch was given, no more.
         threadpool_limits(torch.get_num_threads(), user_api="blas"),
@@ -215,13 +231,18 @@ def track(
                 loop.settle()
                 # The last layers may still be folding: the solver waits for them, so the
                 # next checkpoint's forward pass starts now.
-                solving = solver.submit(_solve, folded, metrics, dormant_tau)
+                solving = solver.submit(solve_metrics, folded, metrics, dormant_tau)
                 loop.pending = (checkpoint, name, digest, solving)
         finally:
             # Keep the checkpoint whose decomposition is in flight, even when stopping early.
             loop.settle(quietly=True)
+    return _finished(table, report, loop)
+
+
+def _finished(table: RunTable, report: TrackReport, loop: _Loop) -> TrackReport:
     table.finish()
     report.results = table.results()
+    report.computed.sort()
     report.timings["wall"] = time.perf_counter() - loop.started
     return report
 
@@ -259,7 +280,7 @@ def _provenance(
     )
 
 
-def _solve(
+def solve_metrics(
     folded: FoldedSpectra, metrics: Sequence[str], dormant_tau: float
 ) -> tuple[np.ndarray, list[str], float]:
     """Metrics of one checkpoint, shape (n_metrics, n_layers); the layers whose activations
@@ -305,6 +326,18 @@ class _Loop:
         self.report.non_finite += [(checkpoint.step, layer) for layer in broken]
         self.table.add(checkpoint, name, values, digest)
         self.report.computed.append(checkpoint.step)
+        self.record(checkpoint)
+
+    def commit(self, checkpoint: Checkpoint, name: str, outcome: Outcome) -> None:
+        """Record a task's result from the cluster (`ndt.distributed`) and write the file."""
+        if outcome.error:
+            self.report.failures.append((name, outcome.error))
+        else:
+            for key, seconds in outcome.timings.items():
+                self.report.timings[key] += seconds
+            self.report.non_finite += [(checkpoint.step, layer) for layer in outcome.broken]
+            self.table.add(checkpoint, name, outcome.values, outcome.digest)
+            self.report.computed.append(checkpoint.step)
         self.record(checkpoint)
 
     def record(self, checkpoint: Checkpoint) -> None:

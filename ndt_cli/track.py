@@ -87,7 +87,8 @@ def track(
         typer.Option(
             min=1,
             help="CPU threads for the forward passes and the Gram updates (default: torch's, "
-            "usually one per core).",
+            "usually one per core); with --scheduler, per task (default for local:N: the "
+            "cores shared among the N workers).",
         ),
     ] = None,
     steps: Annotated[
@@ -95,6 +96,13 @@ def track(
         typer.Option(help="Only steps in START:STOP (inclusive; either side may be empty)."),
     ] = None,
     every: Annotated[int, typer.Option(help="Keep every K-th checkpoint.")] = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay on a Dask cluster: local:N (N worker processes here), "
+            "tcp://HOST:PORT or a scheduler FILE.json. Needs ndt-replay[distributed]."
+        ),
+    ] = None,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -187,7 +195,7 @@ def track(
             steps=step_range, every=every, step_scale=step_scale, shard=shard_index,
             overwrite=overwrite,
             command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
-            trust_code=trust_code, wait=wait,
+            trust_code=trust_code, wait=wait, scheduler=scheduler, threads=threads,
         )  # fmt: skip
     if as_json:
         print_json(_summary(report))

@@ -1,0 +1,152 @@
+"""`ndt track --scheduler`: checkpoints as Dask tasks, results equal to a sequential run to
+the last bit, through a worker killed mid-run and a driver killed mid-run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_error
+
+from ndt.store import Results, read_results
+from ndt.tracking import track
+
+distributed = pytest.importorskip("dask.distributed")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster of 2 worker processes (one thread each) for this module's tests."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        yield local, client
+
+
+@pytest.fixture
+def one_thread():
+    """Sequential references with one torch thread, as each task has."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def assert_same(a: Results, b: Results) -> None:
+    np.testing.assert_array_equal(a.steps, b.steps)
+    assert a.layers == b.layers and list(a.metrics) == list(b.metrics)
+    for name in a.metrics:  # to the last bit, NaN where NaN
+        assert np.array_equal(a.metrics[name], b.metrics[name], equal_nan=True), name
+    columns = ["step", "file", "size", "sha256"]
+    assert a.checkpoints[columns].equals(b.checkpoints[columns])
+
+
+def test_distributed_equals_sequential_to_the_last_bit(fixtures_dir, tmp_path, cluster, one_thread):
+    ckpts = fixtures_dir / "digits-mlp" / "ckpts"
+    local, _ = cluster
+    done = []
+    report = track(
+        ckpts, out=tmp_path / "d.h5", scheduler=local.scheduler_address, threads=1,
+        progress=lambda n, total, step: done.append((n, total)),
+    )  # fmt: skip
+    sequential = track(ckpts, out=tmp_path / "s.h5")
+    assert_same(read_results(tmp_path / "d.h5"), read_results(tmp_path / "s.h5"))
+    assert report.computed == sequential.computed == sorted(report.computed)
+    assert done == [(n, 33) for n in range(1, 34)]  # one tick per finished task
+    again = track(ckpts, out=tmp_path / "d.h5", scheduler=local.scheduler_address, threads=1)
+    assert again.computed == [] and len(again.skipped) == 33  # stored steps not submitted
+
+
+def test_a_worker_killed_mid_run_has_its_tasks_run_elsewhere(
+    fixtures_dir, tmp_path, cluster, one_thread
+):
+    ckpts = fixtures_dir / "digits-transition" / "ckpts"
+    local, client = cluster
+    killed = []
+
+    def kill_a_busy_worker(done: int, total: int, step: int) -> None:
+        if killed or done < 3:
+            return
+        client = distributed.default_client()  # track's own: one event loop at a time
+        busy = {address: keys for address, keys in client.processing().items() if keys}
+        pids = client.run(os.getpid)
+        address = max(busy, key=lambda a: len(busy[a]))
+        os.kill(pids[address], signal.SIGKILL)
+        killed.append((address, len(busy[address])))
+
+    track(
+        ckpts, out=tmp_path / "d.h5", scheduler=local.scheduler_address, threads=1,
+        batch_size=4, progress=kill_a_busy_worker,
+    )  # fmt: skip
+    assert killed and killed[0][1] >= 1  # it held tasks when it died
+    track(ckpts, out=tmp_path / "s.h5", batch_size=4)
+    assert_same(read_results(tmp_path / "d.h5"), read_results(tmp_path / "s.h5"))
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+@pytest.mark.skipif(shutil.which("ndt") is None, reason="needs the ndt script")
+def test_resume_after_the_driver_is_killed(fixtures_dir, tmp_path, cluster, one_thread):
+    ckpts = fixtures_dir / "digits-transition" / "ckpts"
+    local, _ = cluster
+    out = tmp_path / "d.h5"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(
+        [shutil.which("ndt"), "track", str(ckpts), "-o", str(out), "-q", "--threads", "1",
+         "--batch-size", "4", "--scheduler", local.scheduler_address],
+        env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not out.exists() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    first = read_results(out)
+    assert 1 <= len(first.steps) < 37
+    resumed = track(ckpts, out=out, scheduler=local.scheduler_address, threads=1, batch_size=4)
+    assert sorted(resumed.skipped) == first.steps.tolist()  # not submitted again
+    track(ckpts, out=tmp_path / "s.h5", batch_size=4)
+    assert_same(read_results(out), read_results(tmp_path / "s.h5"))
+
+
+def test_local_cluster_from_the_command_line(ndt, tiny_run, tmp_path, one_thread):
+    out = tmp_path / "d.h5"
+    result = ndt(
+        "track", tiny_run / "ckpts", "-o", out, "--scheduler", "local:2", "--threads", "1", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    track(tiny_run / "ckpts", out=tmp_path / "s.h5")
+    assert_same(read_results(out), read_results(tmp_path / "s.h5"))
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "fragment"),
+    [
+        ("local:0", "--scheduler local:0: N of local:N"),
+        ("somewhere", "--scheduler 'somewhere' is not local:N"),
+        ("missing.json", "--scheduler missing.json: no such scheduler file"),
+    ],
+)
+def test_bad_scheduler_is_one_error_line(ndt, tiny_run, tmp_path, scheduler, fragment):
+    result = ndt("track", tiny_run / "ckpts", "-o", tmp_path / "r.h5", "--scheduler", scheduler)
+    assert_one_error(result, fragment)
+
+
+def test_without_dask_one_line_says_how_to_install_it(ndt, tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    result = ndt("track", tiny_run / "ckpts", "-o", tmp_path / "r.h5", "--scheduler", "local:2")
+    assert_one_error(result, "pip install 'ndt-replay[distributed]'")
