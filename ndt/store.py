@@ -276,18 +276,22 @@ def append_rows(
         if not Path(path).exists():
             return False
         with h5py.File(path, "r+", locking=False) as f:
-            if not _can_append(f, columns, len(new_steps)):
+            if int(f.attrs.get("format_version", 0)) != FORMAT_VERSION or N_ROWS not in f.attrs:
                 return False
-            start, stop = int(f.attrs[N_ROWS]), int(f.attrs[N_ROWS]) + len(new_steps)
-            for name in _row_datasets(f):
+            datasets = {name: f[name] for name in _row_datasets(f)}
+            start = int(f.attrs[N_ROWS])
+            stop = start + len(new_steps)
+            if not _can_append(datasets, columns, stop):
+                return False
+            for name, dataset in datasets.items():
                 # Rows past the count may hold an interrupted append: overwrite them all.
                 value = columns.get(name)
-                f[name][start:stop] = value if value is not None else f[name].fillvalue
+                dataset[start:stop] = value if value is not None else dataset.fillvalue
             f.flush()
+            # The rows reach the disk before the count that covers them; the count itself
+            # may be lost to a power cut, which only means computing those rows again.
             os.fsync(f.id.get_vfd_handle())
             f.attrs.modify(N_ROWS, np.int64(stop))
-            f.flush()
-            os.fsync(f.id.get_vfd_handle())
     return True
 
 
@@ -299,19 +303,16 @@ def _row_datasets(f: h5py.File) -> list[str]:
     return names
 
 
-def _can_append(f: h5py.File, columns: Mapping[str, np.ndarray], n_new: int) -> bool:
-    if int(f.attrs.get("format_version", 0)) != FORMAT_VERSION or N_ROWS not in f.attrs:
+def _can_append(
+    datasets: Mapping[str, h5py.Dataset], columns: Mapping[str, np.ndarray], n_rows: int
+) -> bool:
+    """Whether the row datasets can hold `n_rows` rows, the new ones being `columns`."""
+    if sorted(n for n in datasets if not n.startswith("scalars/")) != sorted(columns):
         return False
-    names = _row_datasets(f)
-    expected = [n for n in names if not n.startswith("scalars/")]
-    if sorted(expected) != sorted(columns):
+    capacity = datasets["steps"].shape[0]
+    if any(dataset.shape[0] != capacity for dataset in datasets.values()):
         return False
-    capacity = f["steps"].shape[0]
-    if any(f[name].shape[0] != capacity for name in names):
-        return False
-    return int(f.attrs[N_ROWS]) + n_new <= capacity and all(
-        fits(f[name], values) for name, values in columns.items()
-    )
+    return n_rows <= capacity and all(fits(datasets[n], v) for n, v in columns.items())
 
 
 def _read_provenance(group: h5py.Group) -> Provenance:
