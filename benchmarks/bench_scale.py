@@ -39,13 +39,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from workloads import WORKLOADS, build_workload  # noqa: E402
+
 from ndt.checkpoints import Checkpoint, save_checkpoint  # noqa: E402
 from ndt.core.estimators import DEFAULT_METRICS  # noqa: E402
 from ndt.modelspec import ModelSpec, build_model, write_manifest  # noqa: E402
 from ndt.probe import save_probe  # noqa: E402
 from ndt.run_table import RunTable  # noqa: E402
 from ndt.store import Provenance, write_results  # noqa: E402
-from workloads import WORKLOADS, build_workload  # noqa: E402
 
 
 def _ndt(*args: object) -> float:
@@ -70,6 +71,16 @@ def speedup(root: Path, n_checkpoints: int, probe_scale: float) -> dict:
     cluster = _ndt(
         "track", ckpts, "-o", out / "local2.h5", "-q", "--threads", 1, "--scheduler", "local:2"
     )
+    from dask.distributed import LocalCluster
+
+    # The same on a cluster started beforehand: the replay loop without the cluster's start.
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as running:
+        address = running.scheduler_address
+        warm = _ndt(
+            "track", ckpts, "-o", out / "warm.h5", "-q", "--threads", 1, "--scheduler", address
+        )
     return {
         "workload": workload.description,
         "n_checkpoints": n_checkpoints,
@@ -78,8 +89,11 @@ def speedup(root: Path, n_checkpoints: int, probe_scale: float) -> dict:
         f"sequential_threads_{cores}_s": seq_all,
         "sequential_threads_1_s": seq_one,
         "local2_threads_1_s": cluster,
+        "started_cluster_threads_1_s": warm,
         "speedup_vs_all_cores": seq_all / cluster,
         "speedup_vs_one_thread": seq_one / cluster,
+        "speedup_started_cluster_vs_all_cores": seq_all / warm,
+        "load_average_1min_after": os.getloadavg()[0],
     }
 
 

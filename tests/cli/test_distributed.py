@@ -3,6 +3,7 @@ the last bit, through a worker killed mid-run and a driver killed mid-run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -120,6 +121,21 @@ def test_resume_after_the_driver_is_killed(fixtures_dir, tmp_path, cluster, one_
     resumed = track(ckpts, out=out, scheduler=local.scheduler_address, threads=1, batch_size=4)
     assert sorted(resumed.skipped) == first.steps.tolist()  # not submitted again
     track(ckpts, out=tmp_path / "s.h5", batch_size=4)
+    assert_same(read_results(out), read_results(tmp_path / "s.h5"))
+
+
+def test_a_scheduler_file_names_the_cluster(ndt, tiny_run, tmp_path, cluster, one_thread):
+    local, _ = cluster
+    scheduler_file = tmp_path / "scheduler.json"  # as `dask scheduler --scheduler-file` writes
+    scheduler_file.write_text(json.dumps({"address": local.scheduler_address}))
+    out = tmp_path / "d.h5"
+    result = ndt(
+        "track", tiny_run / "ckpts", "-o", out, "--scheduler", scheduler_file, "--threads", "1",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["computed"] == [0, 10, 20, 30, 40]
+    track(tiny_run / "ckpts", out=tmp_path / "s.h5")
     assert_same(read_results(out), read_results(tmp_path / "s.h5"))
 
 
