@@ -24,6 +24,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from ndt.allocator import return_large_blocks_to_os
 from ndt.checkpoints import Checkpoint, checkpoint_sha256, read_state_dict
 from ndt.errors import CheckpointError, NdtError, describe
 from ndt.modelspec import ModelSpec, build_model
@@ -90,6 +91,7 @@ def _worker_model(job: ReplayJob) -> tuple[nn.Module, torch.device]:
     key = (job.model_key(), threading.get_ident())
     with _MODELS_LOCK:
         if key not in _MODELS:
+            return_large_blocks_to_os()  # as the `ndt` command does (ndt/allocator.py)
             device = resolve_device(job.device)
             model = build_model(job.spec, job.ckpt_dir).to(device, resolve_dtype(job.dtype))
             _MODELS[key] = (model.eval(), device)
@@ -230,7 +232,10 @@ def connect(scheduler: str, threads: int = 1) -> tuple[object, object | None]:
         cluster = LocalCluster(
             n_workers=int(count), threads_per_worker=1, processes=True,
             dashboard_address=":0", silence_logs=logging.ERROR,
-            env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+            env={
+                "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", "1"),
+            },
         )  # fmt: skip
         return Client(cluster), cluster
     if "://" in scheduler:
