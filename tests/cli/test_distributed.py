@@ -24,19 +24,33 @@ distributed = pytest.importorskip("dask.distributed")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_CLUSTER = """
+import json, os, sys
+from dask.distributed import Client, LocalCluster
+with LocalCluster(
+    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+) as cluster, Client(cluster) as client:
+    pids = sorted(client.run(os.getpid).values())
+    print(json.dumps({"address": cluster.scheduler_address, "pids": pids}), flush=True)
+    sys.stdin.read()  # until the tests close stdin
+"""
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """A LocalCluster of 2 worker processes (one thread each) for this module's tests."""
-    os.environ["PYTHONPATH"] = os.pathsep.join(
+    """A LocalCluster of 2 worker processes (one thread each), in a process of its own as a
+    cluster would be: yields its address and its workers' pids."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
-    )
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as local,
-        distributed.Client(local) as client,
-    ):
-        yield local, client
+    )}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", _CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    started = json.loads(process.stdout.readline())
+    yield started["address"], started["pids"]
+    process.stdin.close()
+    process.wait(timeout=60)
 
 
 @pytest.fixture
@@ -59,17 +73,17 @@ def assert_same(a: Results, b: Results) -> None:
 
 def test_distributed_equals_sequential_to_the_last_bit(fixtures_dir, tmp_path, cluster, one_thread):
     ckpts = fixtures_dir / "digits-mlp" / "ckpts"
-    local, _ = cluster
+    address, _ = cluster
     done = []
     report = track(
-        ckpts, out=tmp_path / "d.h5", scheduler=local.scheduler_address, threads=1,
+        ckpts, out=tmp_path / "d.h5", scheduler=address, threads=1,
         progress=lambda n, total, step: done.append((n, total)),
     )  # fmt: skip
     sequential = track(ckpts, out=tmp_path / "s.h5")
     assert_same(read_results(tmp_path / "d.h5"), read_results(tmp_path / "s.h5"))
     assert report.computed == sequential.computed == sorted(report.computed)
     assert done == [(n, 33) for n in range(1, 34)]  # one tick per finished task
-    again = track(ckpts, out=tmp_path / "d.h5", scheduler=local.scheduler_address, threads=1)
+    again = track(ckpts, out=tmp_path / "d.h5", scheduler=address, threads=1)
     assert again.computed == [] and len(again.skipped) == 33  # stored steps not submitted
 
 
@@ -77,38 +91,39 @@ def test_a_worker_killed_mid_run_has_its_tasks_run_elsewhere(
     fixtures_dir, tmp_path, cluster, one_thread
 ):
     ckpts = fixtures_dir / "digits-transition" / "ckpts"
-    local, client = cluster
+    address, pids = cluster
+    victim = pids[0]
     killed = []
 
-    def kill_a_busy_worker(done: int, total: int, step: int) -> None:
-        if killed or done < 3:
-            return
-        client = distributed.default_client()  # track's own: one event loop at a time
-        busy = {address: keys for address, keys in client.processing().items() if keys}
-        pids = client.run(os.getpid)
-        address = max(busy, key=lambda a: len(busy[a]))
-        os.kill(pids[address], signal.SIGKILL)
-        killed.append((address, len(busy[address])))
+    def kill_a_worker(done: int, total: int, step: int) -> None:
+        # With 34 of 37 tasks left, each of the two workers is running or holding one.
+        if done == 3:
+            os.kill(victim, signal.SIGKILL)
+            killed.append(done)
 
-    track(
-        ckpts, out=tmp_path / "d.h5", scheduler=local.scheduler_address, threads=1,
-        batch_size=4, progress=kill_a_busy_worker,
+    report = track(
+        ckpts, out=tmp_path / "d.h5", scheduler=address, threads=1,
+        batch_size=4, progress=kill_a_worker,
     )  # fmt: skip
-    assert killed and killed[0][1] >= 1  # it held tasks when it died
+    assert killed == [3] and len(report.computed) == 37
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)  # it did die
     track(ckpts, out=tmp_path / "s.h5", batch_size=4)
     assert_same(read_results(tmp_path / "d.h5"), read_results(tmp_path / "s.h5"))
-    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+    with distributed.Client(address) as client:
+        client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+        assert victim not in client.run(os.getpid).values()
 
 
 @pytest.mark.skipif(shutil.which("ndt") is None, reason="needs the ndt script")
 def test_resume_after_the_driver_is_killed(fixtures_dir, tmp_path, cluster, one_thread):
     ckpts = fixtures_dir / "digits-transition" / "ckpts"
-    local, _ = cluster
+    address, _ = cluster
     out = tmp_path / "d.h5"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     driver = subprocess.Popen(
         [shutil.which("ndt"), "track", str(ckpts), "-o", str(out), "-q", "--threads", "1",
-         "--batch-size", "4", "--scheduler", local.scheduler_address],
+         "--batch-size", "4", "--scheduler", address],
         env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -118,16 +133,16 @@ def test_resume_after_the_driver_is_killed(fixtures_dir, tmp_path, cluster, one_
     driver.wait()
     first = read_results(out)
     assert 1 <= len(first.steps) < 37
-    resumed = track(ckpts, out=out, scheduler=local.scheduler_address, threads=1, batch_size=4)
+    resumed = track(ckpts, out=out, scheduler=address, threads=1, batch_size=4)
     assert sorted(resumed.skipped) == first.steps.tolist()  # not submitted again
     track(ckpts, out=tmp_path / "s.h5", batch_size=4)
     assert_same(read_results(out), read_results(tmp_path / "s.h5"))
 
 
 def test_a_scheduler_file_names_the_cluster(ndt, tiny_run, tmp_path, cluster, one_thread):
-    local, _ = cluster
+    address, _ = cluster
     scheduler_file = tmp_path / "scheduler.json"  # as `dask scheduler --scheduler-file` writes
-    scheduler_file.write_text(json.dumps({"address": local.scheduler_address}))
+    scheduler_file.write_text(json.dumps({"address": address}))
     out = tmp_path / "d.h5"
     result = ndt(
         "track", tiny_run / "ckpts", "-o", out, "--scheduler", scheduler_file, "--threads", "1",
