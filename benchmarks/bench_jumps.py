@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ndt.core.estimators import METRICS
+from ndt.io.store import Results, read_results, write_results
 from ndt.jumps import detect_jumps_in_results
-from ndt.store import Results, read_results, write_results
 
 
 def synthetic_results(n_layers: int, n_checkpoints: int, seed: int = 0) -> Results:

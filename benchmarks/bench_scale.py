@@ -10,7 +10,7 @@
     the workers' compute time shared among the workers (the driver's commits included),
     next to the sequential loop's time per checkpoint on the same files.
 (c) the store: 2,000 checkpoints x 100 layers x 6 metrics committed one by one through
-    `ndt.run_table.RunTable` (appends), commit times of the first 100 and the last 100;
+    `ndt.replay.run_table.RunTable` (appends), commit times of the first 100 and the last 100;
     and the same commits done as before format 2, one atomic whole-file rewrite each.
 
 Usage:
@@ -41,12 +41,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from workloads import WORKLOADS, build_workload  # noqa: E402
 
-from ndt.checkpoints import Checkpoint, save_checkpoint  # noqa: E402
 from ndt.core.estimators import DEFAULT_METRICS  # noqa: E402
-from ndt.modelspec import ModelSpec, build_model, write_manifest  # noqa: E402
-from ndt.probe import save_probe  # noqa: E402
-from ndt.run_table import RunTable  # noqa: E402
-from ndt.store import Provenance, write_results  # noqa: E402
+from ndt.io.checkpoints import Checkpoint, save_checkpoint  # noqa: E402
+from ndt.io.manifest import ModelSpec, write_manifest  # noqa: E402
+from ndt.io.probe import save_probe  # noqa: E402
+from ndt.io.store import Provenance, write_results  # noqa: E402
+from ndt.models.spec import build_model  # noqa: E402
+from ndt.replay.run_table import RunTable  # noqa: E402
 
 
 def _ndt(*args: object) -> float:
@@ -121,7 +122,7 @@ def _tiny_run(root: Path, n_checkpoints: int) -> Path:
 def overhead(root: Path, n_checkpoints: int) -> dict:
     from dask.distributed import LocalCluster
 
-    from ndt.tracking import track
+    from ndt.replay.track import track
 
     ckpts = _tiny_run(root / "tiny", n_checkpoints)
     torch.set_num_threads(1)

@@ -4,7 +4,7 @@ For each workload (MLP, CNN, GPT-style transformer; see benchmarks/workloads.py)
 run folder of safetensors checkpoints in a temporary folder, then runs, each in its own
 Python subprocess so that the peak RSS of each side is its own:
 
-- ndt: ``ndt.tracking.track`` on every checkpoint, with its load / forward / metrics /
+- ndt: ``ndt.replay.track.track`` on every checkpoint, with its load / forward / metrics /
   write split, with peak RSS recorded after every checkpoint to show that it does not grow
   with the number of checkpoints (peak at the middle checkpoint vs the last); and a serial
   re-read of the checkpoints, to compare with the load time the prefetch thread leaves.
@@ -77,10 +77,10 @@ def _rss_now_mb() -> float:
 
 
 def worker_ndt(config: dict) -> dict:
-    """Run `ndt.tracking.track` on the first `n` checkpoints; return timings and memory, and
+    """Run `ndt.replay.track.track` on the first `n` checkpoints; return timings and memory, and
     with config["profile"] a synchronised breakdown of a few checkpoints (`profile_ndt`)."""
-    from ndt.allocator import return_large_blocks_to_os
-    from ndt.checkpoints import discover_checkpoints, read_state_dict
+    from ndt.io.checkpoints import discover_checkpoints, read_state_dict
+    from ndt.replay.allocator import return_large_blocks_to_os
 
     return_large_blocks_to_os()  # as `ndt track` does
     rss_start = _rss_now_mb()
@@ -154,8 +154,9 @@ def worker_baseline(config: dict) -> dict:
 
     from ndt.architectures import select_layers
     from ndt.core.spectrum import as_matrix
-    from ndt.modelspec import ModelSpec, build_model
-    from ndt.probe import load_probe
+    from ndt.io.manifest import ModelSpec
+    from ndt.io.probe import load_probe
+    from ndt.models.spec import build_model
 
     rss_start = _rss_now_mb()
     started = time.perf_counter()
@@ -267,7 +268,7 @@ def _relative_differences(ndt_values: dict, other: dict, steps: list[str]) -> di
 
 
 def _ndt_values(results_path: str) -> dict:
-    from ndt.store import read_results
+    from ndt.io.store import read_results
 
     results = read_results(results_path)
     values: dict[str, dict] = {}

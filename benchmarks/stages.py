@@ -41,7 +41,7 @@ def steady_per_checkpoint(stamps: list[float]) -> float | None:
 def track_paced(config: dict, out: str, n: int) -> tuple[object, dict]:
     """`track` on the first `n` checkpoints, with RSS, GPU memory and a time stamp taken
     after every checkpoint."""
-    from ndt.tracking import track
+    from ndt.replay.track import track
 
     cuda = is_cuda(config["device"])
     trace: dict[str, list[float]] = {"rss_peak_mb": [], "stamps": []}
@@ -110,8 +110,8 @@ def profile_ndt(config: dict) -> dict:
     eigendecomposition alone per Gram width on the host and on the device, and on a GPU
     the run again with every Gram decomposed on the device and with every one on the host.
     """
-    from ndt.checkpoints import discover_checkpoints
-    from ndt.replay import prepare_run
+    from ndt.io.checkpoints import discover_checkpoints
+    from ndt.replay.engine import prepare_run
 
     device = config["device"]
     setup_started = time.perf_counter()
@@ -146,9 +146,9 @@ def profile_ndt(config: dict) -> dict:
 
 def _profile_checkpoint(setup, checkpoint, config: dict) -> tuple[dict, dict, dict]:
     """One checkpoint's stages, each synchronised; see `profile_ndt`."""
-    from ndt.checkpoints import load_weights, read_state_dict
     from ndt.core.estimators import DEFAULT_METRICS, compute_metrics
-    from ndt.replay import fold_probe
+    from ndt.io.checkpoints import load_weights, read_state_dict
+    from ndt.replay.engine import fold_probe
 
     device, batch = config["device"], config["batch_size"]
     row: dict[str, float] = {}

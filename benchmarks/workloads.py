@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ndt.checkpoints import save_checkpoint
-from ndt.modelspec import ModelSpec, build_model, write_manifest
-from ndt.probe import save_probe
+from ndt.io.checkpoints import save_checkpoint
+from ndt.io.manifest import ModelSpec, write_manifest
+from ndt.io.probe import save_probe
+from ndt.models.spec import build_model
 
 THIS_FILE = Path(__file__).resolve()
 

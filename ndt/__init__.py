@@ -13,11 +13,11 @@ _EXPORTS = {
     "ActivationCapture": "ndt.core.hooks",
     "JumpDetector": "ndt.core.jump_detector",
     "Jump": "ndt.core.jump_detector",
-    "export_to_hdf5": "ndt.export",
-    "export_to_csv": "ndt.export",
-    "load_results": "ndt.store",
-    "read_results": "ndt.store",
-    "Phase2Checkpointer": "ndt.checkpointer",
+    "export_to_hdf5": "ndt.io.export",
+    "export_to_csv": "ndt.io.export",
+    "load_results": "ndt.io.store",
+    "read_results": "ndt.io.store",
+    "Phase2Checkpointer": "ndt.io.checkpoint_writer",
 }
 
 __all__ = [
@@ -34,12 +34,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ndt.checkpointer import Phase2Checkpointer
     from ndt.core.hooks import ActivationCapture
     from ndt.core.jump_detector import Jump, JumpDetector
     from ndt.core.tracker import HighFrequencyTracker
-    from ndt.export import export_to_csv, export_to_hdf5
-    from ndt.store import load_results, read_results
+    from ndt.io.checkpoint_writer import Phase2Checkpointer
+    from ndt.io.export import export_to_csv, export_to_hdf5
+    from ndt.io.store import load_results, read_results
 
 
 def __getattr__(name: str) -> object:

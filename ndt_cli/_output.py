@@ -6,7 +6,7 @@ import math
 
 from rich.console import Console
 
-from ndt.export import to_json
+from ndt.io.json_text import to_json
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ndt.analysis.comparison import CompareSettings, LayerComparison
-from ndt.analysis.report import write_report
-from ndt.compare import CompareReport, compare_run, write_json
+from ndt.analysis.layer_comparison import CompareSettings, LayerComparison
+from ndt.replay.compare import CompareReport, compare_run, write_json
+from ndt.visualization.compare_report import write_report
 from ndt_cli._output import err, fmt, out
 
 _D = CompareSettings()

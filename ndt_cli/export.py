@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ndt.export import export_results, render_results
+from ndt.io.export import export_results, render_results
 from ndt_cli._output import err
 
 

@@ -11,6 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from ndt.io.store import read_results, write_jumps
 from ndt.jumps import (
     DEFAULT_METHOD,
     LOCAL_METHOD,
@@ -23,7 +24,6 @@ from ndt.jumps.local_null import HALF_WINDOW
 from ndt.jumps.pelt import COSTS
 from ndt.jumps.table import ALL_METRICS, DEFAULT_TOLERANCE
 from ndt.jumps.validation import validate_detector
-from ndt.store import read_results, write_jumps
 from ndt_cli._output import err, fmt, out, print_json
 
 Method = Enum("Method", {name: name for name in METHODS}, type=str)  # type: ignore[misc]

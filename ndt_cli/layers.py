@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ndt.inspection import list_layers
-from ndt.modelspec import model_spec
+from ndt.models.inspection import list_layers
+from ndt.models.spec import model_spec
 from ndt_cli._output import out, print_json
 
 

@@ -17,8 +17,8 @@ from typing import Annotated
 import typer
 
 from ndt import __version__
-from ndt.allocator import prefer_huge_pages
 from ndt.errors import NdtError
+from ndt.replay.allocator import prefer_huge_pages
 from ndt_cli._output import err
 
 # name -> (module, function), in the order of `ndt --help`: the pipeline first.
@@ -34,6 +34,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("ndt_cli.summary", "summary"),
     "trust": ("ndt_cli.trust", "trust"),
     "validate-detector": ("ndt_cli.jumps", "validate_detector_command"),
+}
+# The first line of each command's docstring, for `ndt --help` without importing the
+# commands (a test holds each to its docstring).
+SUMMARIES: dict[str, str] = {
+    "track": "Replay checkpoints on a fixed probe and record each layer's dimensionality per step.",
+    "merge": "Merge results files made with the same options into one, steps in order.",
+    "jumps": "Find the transitions of a run: where its curves changed, and how far to trust it.",
+    "compare": "Compare every layer before and after a transition: metrics, neurons, PCA, "
+    "clusters, CKA.",
+    "plot": "Plot the per-layer curves of a results file, with significant jumps marked.",
+    "layers": "List the layers `ndt track` would analyse, and check that a checkpoint loads.",
+    "probe": "Write a probe batch: the fixed inputs every checkpoint is replayed on.",
+    "export": "Export the curves as a tidy table: one row per step and layer, one column per "
+    "metric.",
+    "summary": "Summarise many runs: how many significant jumps each has, and at which steps.",
+    "trust": "Allow `ndt track`, `ndt layers` and `ndt compare` to run the code DIR's ndt.toml "
+    "names.",
+    "validate-detector": "Measure ndt jumps on synthetic runs saved like real ones, whose "
+    "answer is known.",
 }
 
 
@@ -71,8 +90,12 @@ def _root(
     """Replay checkpoints, find transitions, and compare what changed around them."""
 
 
-def build_app(names: list[str] | None = None) -> typer.Typer:
-    """The Typer app with the named commands (all of them by default)."""
+def build_app(names: list[str] | None = None, *, summaries_only: bool = False) -> typer.Typer:
+    """The Typer app with the named commands (all of them by default).
+
+    With `summaries_only`, every command is a stand-in that carries only its summary: what
+    `ndt --help` shows, without importing any command (and so numpy, pandas or torch).
+    """
     built = typer.Typer(
         name="ndt",
         help=(
@@ -87,9 +110,16 @@ def build_app(names: list[str] | None = None) -> typer.Typer:
     )
     built.callback()(_root)
     for name in names or COMMANDS:
+        if summaries_only:
+            built.command(name, help=SUMMARIES[name])(_stand_in)
+            continue
         module, function = COMMANDS[name]
         built.command(name)(_guarded(getattr(importlib.import_module(module), function)))
     return built
+
+
+def _stand_in() -> None:  # pragma: no cover - only listed by `ndt --help`, never run
+    raise typer.Exit(2)
 
 
 def __getattr__(name: str) -> object:
@@ -101,9 +131,14 @@ def __getattr__(name: str) -> object:
 
 def main() -> None:
     """Console-script entry point: loads only the command asked for, when one is."""
-    prefer_huge_pages()  # before anything imports torch (ndt/allocator.py)
+    prefer_huge_pages()  # before anything imports torch (ndt/replay/allocator.py)
     asked = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     if asked is None and "--version" in sys.argv[1:]:
         print(f"ndt {__version__}")
         return
-    build_app([asked] if asked in COMMANDS else None)()
+    if asked in COMMANDS:
+        build_app([asked])()
+    elif asked is None:
+        build_app(summaries_only=True)()  # `ndt`, `ndt --help`: the list of commands
+    else:
+        build_app()()  # an unknown command: Typer names it and lists the real ones

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ndt.merge import merge_results
+from ndt.io.merge import merge_results
 from ndt_cli._output import err
 
 

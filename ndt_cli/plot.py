@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ndt.visualization.report import DEFAULT_OUT_DIR, plot_results
+from ndt.visualization.results_figures import DEFAULT_OUT_DIR, plot_results
 from ndt_cli._output import out, print_json
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ndt.probe_sources import make_probe
+from ndt.io.probe_sources import make_probe
 from ndt_cli._output import out, print_json
 
 

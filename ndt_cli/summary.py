@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ndt.summary import RunSummary, summarize_runs
+from ndt.jumps.summary import RunSummary, summarize_runs
 from ndt_cli._output import out, print_json
 
 NOT_ANALYSED = "not analysed — run ndt jumps"

@@ -12,15 +12,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ndt.allocator import return_large_blocks_to_os
-from ndt.checkpoints import parse_step_range
 from ndt.core.estimators import DEFAULT_METRICS
-from ndt.modelspec import model_spec
-from ndt.replay import DTYPES
-from ndt.shards import parse_shard
-from ndt.tracking import CheckpointPlan, TrackReport, plan_checkpoints
-from ndt.tracking import track as run_track
-from ndt.trust import remember_model
+from ndt.io.checkpoints import parse_step_range
+from ndt.models.loading import DTYPES
+from ndt.models.spec import model_spec
+from ndt.models.trust import remember_model
+from ndt.replay.allocator import return_large_blocks_to_os
+from ndt.replay.shards import parse_shard
+from ndt.replay.track import CheckpointPlan, TrackReport, plan_checkpoints
+from ndt.replay.track import track as run_track
 from ndt_cli._output import err, fmt, out, print_json
 
 DType = Enum("DType", {name: name for name in DTYPES}, type=str)
@@ -174,7 +174,7 @@ def track(
         return
     if spec is not None:
         remember_model(spec)  # typed: the user's consent, which `ndt compare` may need later
-    return_large_blocks_to_os()  # flat peak memory over many checkpoints (ndt/allocator.py)
+    return_large_blocks_to_os()  # flat peak memory over many checkpoints (ndt/replay/allocator.py)
     if threads is not None:
         torch.set_num_threads(threads)
     show_progress = not quiet and not as_json and err.is_terminal

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ndt.trust import describe_code, runs_code, trust_file, trust_folder
+from ndt.models.trust import describe_code, runs_code, trust_file, trust_folder
 from ndt_cli._output import out
 
 

@@ -24,7 +24,7 @@ def private_trust_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch) ->
 
 _HOLD_LOCK = """
 import sys
-from ndt.results_lock import results_lock
+from ndt.io.results_lock import results_lock
 with results_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes stdin
@@ -63,9 +63,10 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def tiny_run(tmp_path: Path) -> Path:
     """A 5-checkpoint run of a small zoo MLP with an ndt.toml and a probe, in tmp_path/run."""
-    from ndt.checkpoints import save_checkpoint
-    from ndt.modelspec import ModelSpec, build_model, write_manifest
-    from ndt.probe import save_probe
+    from ndt.io.checkpoints import save_checkpoint
+    from ndt.io.manifest import ModelSpec, write_manifest
+    from ndt.io.probe import save_probe
+    from ndt.models.spec import build_model
 
     torch.manual_seed(0)
     spec = ModelSpec("mlp", {"in_features": 12, "hidden": [16, 8], "n_classes": 3})

@@ -20,8 +20,8 @@ from torch import nn
 
 from ndt import HighFrequencyTracker, export_to_csv, export_to_hdf5, load_results
 from ndt.architectures import detect_architecture, get_handler
-from ndt.probe_sources import digits_probe
-from ndt.zoo import mlp
+from ndt.io.probe_sources import digits_probe
+from ndt.models.zoo import mlp
 
 
 def digits_batches(n_steps: int, batch_size: int = 64, seed: int = 0):

@@ -21,7 +21,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from ndt.core.hooks import ActivationCapture
-from ndt.zoo import mlp
+from ndt.models.zoo import mlp
 
 
 def train_with_snapshots(n_steps: int, keep: set[int]) -> dict[int, nn.Module]:

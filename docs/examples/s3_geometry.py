@@ -25,7 +25,7 @@ from ndt.analysis import (
     compute_neuron_statistics,
 )
 from ndt.core.hooks import ActivationCapture, resolve_modules
-from ndt.zoo import mlp
+from ndt.models.zoo import mlp
 
 
 def train_with_snapshots(n_steps: int, keep: set[int]) -> dict[int, nn.Module]:

@@ -22,9 +22,10 @@ from torch import nn
 
 from ndt import Phase2Checkpointer, read_results
 from ndt.analysis import Phase2AnalyzerBase
-from ndt.modelspec import ModelSpec, build_model
-from ndt.probe_sources import digits_probe
-from ndt.tracking import track
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe_sources import digits_probe
+from ndt.models.spec import build_model
+from ndt.replay.track import track
 
 SPEC = ModelSpec("mlp", {"in_features": 64, "hidden": [32, 32], "n_classes": 10})
 

@@ -21,11 +21,11 @@ from torch import nn
 
 from ndt import HighFrequencyTracker, Phase2Checkpointer, export_to_hdf5, read_results
 from ndt.analysis import Phase2AnalyzerBase
+from ndt.io.probe_sources import digits_probe
+from ndt.io.store import write_jumps
 from ndt.jumps import detect_jumps_in_results
-from ndt.probe_sources import digits_probe
-from ndt.store import write_jumps
-from ndt.summary import summarize_runs
-from ndt.zoo import mlp
+from ndt.jumps.summary import summarize_runs
+from ndt.models.zoo import mlp
 
 
 def digits_loader(seed: int) -> torch.utils.data.DataLoader:

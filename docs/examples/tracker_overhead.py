@@ -21,8 +21,9 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from ndt import HighFrequencyTracker
-from ndt.modelspec import ModelSpec, build_model
-from ndt.probe_sources import digits_probe
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe_sources import digits_probe
+from ndt.models.spec import build_model
 
 SPEC = ModelSpec("mlp", {"in_features": 64, "hidden": [32, 32, 32], "n_classes": 10})
 VARIANTS = ("none", "probe", "batch")

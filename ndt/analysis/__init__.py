@@ -13,7 +13,7 @@ from ndt.analysis.clusters import (
     compare_clusters,
     phase_occupancy,
 )
-from ndt.analysis.comparison import (
+from ndt.analysis.layer_comparison import (
     CHANGE_SCORE,
     CompareSettings,
     LayerComparison,
@@ -22,6 +22,7 @@ from ndt.analysis.comparison import (
     layer_to_dict,
     rank_layers,
 )
+from ndt.analysis.matrices import Subsample, repeat_labels, subsample_rows, to_matrix
 from ndt.analysis.neurons import NeuronStatistics, compute_neuron_statistics, neuron_statistics
 from ndt.analysis.pca import (
     PCAComparison,
@@ -32,7 +33,6 @@ from ndt.analysis.pca import (
     fit_pca,
     principal_angles,
 )
-from ndt.analysis.rows import Subsample, repeat_labels, subsample_rows, to_matrix
 from ndt.analysis.separability import ProbeAccuracy, probe_accuracy
 from ndt.analysis.similarity import linear_cka
 

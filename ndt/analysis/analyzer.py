@@ -11,7 +11,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from ndt.analysis.rows import to_matrix
+from ndt.analysis.matrices import to_matrix
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics
 from ndt.core.hooks import ActivationCapture
 from ndt.core.spectrum import compute_spectrum

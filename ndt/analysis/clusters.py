@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ndt.analysis.rows import ActivationLike, few_threads, stack_steps, to_matrix
+from ndt.analysis.matrices import ActivationLike, few_threads, stack_steps, to_matrix
 
 OCCUPANCY_MIN_SHARE = 0.1
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ndt.analysis.rows import ActivationLike, to_matrix
+from ndt.analysis.matrices import ActivationLike, to_matrix
 
 DEAD_THRESHOLD = 0.9
 
@@ -29,7 +29,7 @@ class NeuronChange:
 class NeuronStatistics:
     """Per-neuron statistics of one layer, each array of shape (n_features,).
 
-    A neuron is a column of the layer's activation matrix (see `ndt.analysis.rows`); its
+    A neuron is a column of the layer's activation matrix (see `ndt.analysis.matrices`); its
     sparsity is the fraction of rows where it is exactly zero, and it is dead when its
     sparsity exceeds `dead_threshold`.
     """

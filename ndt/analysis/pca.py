@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ndt.analysis.rows import ActivationLike, stack_steps, to_matrix
+from ndt.analysis.matrices import ActivationLike, stack_steps, to_matrix
 
 
 @dataclass(frozen=True)

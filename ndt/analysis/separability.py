@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ndt.analysis.rows import ActivationLike, few_threads, to_matrix
+from ndt.analysis.matrices import ActivationLike, few_threads, to_matrix
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ndt.analysis.rows import ActivationLike, to_matrix
+from ndt.analysis.matrices import ActivationLike, to_matrix
 
 
 def linear_cka(x: ActivationLike, y: ActivationLike) -> float:

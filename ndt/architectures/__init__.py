@@ -2,7 +2,7 @@
 
 `detect_architecture` names the family ("mlp", "cnn", "transformer", "vit", or "generic"
 for anything else); `get_handler` returns the object that picks its layers. `select_layers`
-applies ``--layers`` glob patterns (`ndt.globs`) to qualified module names instead.
+applies ``--layers`` glob patterns (`ndt.core.layer_globs`) to qualified module names instead.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from torch import nn
 from ndt.architectures.base import ArchitectureHandler
 from ndt.architectures.feedforward import CNNHandler, MLPHandler
 from ndt.architectures.transformer import TransformerHandler, ViTHandler, is_attention
+from ndt.core.layer_globs import match_layers
 from ndt.errors import NdtError
-from ndt.globs import layer_matches
 
 HANDLERS: dict[str, type[ArchitectureHandler]] = {
     "mlp": MLPHandler,
@@ -64,12 +64,4 @@ def select_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> li
             raise NdtError("found no layers to track in this model; pass --layers GLOB")
         return names
     available = [name for name, _ in model.named_modules() if name]
-    selected: list[str] = []
-    for pattern in patterns:
-        matched = [n for n in available if layer_matches(n, pattern)]
-        if not matched:
-            shown = ", ".join(available[:8]) + (" ..." if len(available) > 8 else "")
-            raise NdtError(f"--layers '{pattern}' matches no module; the model has {shown}")
-        selected += [n for n in matched if n not in selected]
-    order = {name: index for index, name in enumerate(available)}
-    return sorted(selected, key=order.__getitem__)
+    return match_layers(available, patterns, option="--layers")

@@ -29,7 +29,7 @@ from ndt.core.hooks import ActivationCapture, resolve_modules
 from ndt.core.rows import channels_first_layers
 from ndt.core.spectrum import Spectrum, compute_spectrum
 from ndt.errors import NdtError
-from ndt.probe import Probe
+from ndt.io.probe import Probe
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class HighFrequencyTracker:
             (None: `JumpDetector`'s default).
         jump_z_threshold: |z| above which the detector reports a jump (None: its default).
         device: Where the probe forward runs; None means the device of the model's weights.
-        probe: A fixed probe batch (`ndt.probe.Probe` or an inputs tensor (n_samples, ...)).
+        probe: A fixed probe batch (`ndt.io.probe.Probe` or an inputs tensor (n_samples, ...)).
             None measures the activations of the latest training forward instead.
         center: Centre activations over samples before the spectrum (as ``ndt track``).
         metrics: Names from `ndt.core.estimators.METRICS` to compute.
@@ -134,7 +134,7 @@ class HighFrequencyTracker:
 
     def _spectra(self) -> dict[str, Spectrum | None]:
         if self.probe is not None:
-            from ndt.replay import layer_spectra
+            from ndt.replay.engine import layer_spectra
 
             modes = [(module, module.training) for module in self.model.modules()]
             try:

@@ -1,7 +1,7 @@
 """Find transitions in metric curves and say how far to trust each (docs/jumps.md)."""
 
 from ndt.jumps.agreement import AgreementDetector
-from ndt.jumps.base import Detection, Detector
+from ndt.jumps.detection import Detection, Detector
 from ndt.jumps.gradient import GradientDetector
 from ndt.jumps.pelt import PeltDetector
 from ndt.jumps.registry import DEFAULT_METHOD, DETECTORS, LOCAL_METHOD, METHODS, make_detector

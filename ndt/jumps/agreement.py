@@ -7,7 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ndt.jumps.base import Detection, Detector, check_curve, make_detection, noise_scale, require
+from ndt.jumps.detection import (
+    Detection,
+    Detector,
+    check_curve,
+    make_detection,
+    noise_scale,
+    require,
+)
 
 
 class AgreementDetector(Detector):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ndt.jumps.base import Detector, require, runs
+from ndt.jumps.detection import Detector, require, runs
 
 
 class GradientDetector(Detector):

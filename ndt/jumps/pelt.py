@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ndt.jumps.base import Detector, noise_scale, require
+from ndt.jumps.detection import Detector, noise_scale, require
 
 COSTS = ("l2", "l1", "rbf")
 

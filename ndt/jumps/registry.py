@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ndt.errors import DetectorError
 from ndt.jumps.agreement import AgreementDetector
-from ndt.jumps.base import Detector
+from ndt.jumps.detection import Detector
 from ndt.jumps.gradient import GradientDetector
 from ndt.jumps.pelt import PeltDetector
 from ndt.jumps.zscore import ZScoreDetector

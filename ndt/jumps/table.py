@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,8 +10,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control
 
+from ndt.core.layer_globs import match_layers
 from ndt.errors import DetectorError
-from ndt.jumps.base import Detector
+from ndt.io.store import JUMP_COLUMNS, Results
+from ndt.jumps.detection import Detector
 from ndt.jumps.local_null import HALF_WINDOW, MIN_POINTS, score_intervals
 from ndt.jumps.registry import DEFAULT_METHOD, LOCAL_METHOD, make_detector
 from ndt.jumps.transitions import (
@@ -21,7 +22,6 @@ from ndt.jumps.transitions import (
     holm,
     transitions_frame,
 )
-from ndt.store import JUMP_COLUMNS, Results
 
 #: Every metric in the file is tested unless `metrics` narrows it (issue 11).
 ALL_METRICS: tuple[str, ...] = ("all",)
@@ -131,15 +131,7 @@ def select_curves(
         raise DetectorError(
             f"no metric {', '.join(unknown)} in the results file; it has {', '.join(available)}"
         )
-    chosen = list(results.layers)
-    if layers:
-        for pattern in layers:
-            if not fnmatch.filter(results.layers, pattern):
-                raise DetectorError(
-                    f"layer pattern {pattern!r} matches no layer; the layers are "
-                    f"{', '.join(results.layers)}"
-                )
-        chosen = [n for n in results.layers if any(fnmatch.fnmatchcase(n, p) for p in layers)]
+    chosen = match_layers(results.layers, layers) if layers else list(results.layers)
     steps = np.asarray(results.steps, dtype=np.int64)
     curves = []
     for metric in names:
@@ -165,7 +157,7 @@ def detect_jumps_in_results(
     """Test every interval of the selected curves against the local null; find transitions.
 
     Args:
-        results: The results file's contents (`ndt.store.read_results`).
+        results: The results file's contents (`ndt.io.store.read_results`).
         metrics: Metric names, or ("all",) for every metric in the file.
         layers: Glob patterns over layer names; None for every layer.
         method: "local" to list every interval, a name from `ndt.jumps.METHODS` or a

@@ -18,11 +18,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ndt.errors import DetectorError
-from ndt.jumps.base import Detector
+from ndt.io.store import Results
+from ndt.jumps.detection import Detector
 from ndt.jumps.local_null import MIN_POINTS
 from ndt.jumps.registry import DEFAULT_METHOD
 from ndt.jumps.table import detect_jumps_in_results, select_curves
-from ndt.store import Results
 
 #: Log-spaced saves up to here, then every UNIFORM_EVERY steps.
 COLLAPSE_END = 128

@@ -8,7 +8,7 @@ touch pyplot's global state.
 from ndt.visualization.curves import plot_jumps, plot_metric_grid, plot_phases, plot_single_metric
 from ndt.visualization.heatmaps import plot_correlation_heatmap, plot_layer_heatmap
 from ndt.visualization.page import write_html_report
-from ndt.visualization.report import plot_results
+from ndt.visualization.results_figures import plot_results
 
 __all__ = [
     "plot_correlation_heatmap",

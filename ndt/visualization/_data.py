@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ def tidy_frame(data: CurveData, *, layer_name: str | None = None) -> pd.DataFram
     """Bring curves into the tidy form: columns step, layer, then one column per metric.
 
     Args:
-        data: The tidy table (`ndt.store.load_results`), a tracker's
+        data: The tidy table (`ndt.io.store.load_results`), a tracker's
             ``get_results()`` (layer name -> DataFrame with a ``step`` column), or one
             layer's DataFrame without a ``layer`` column.
         layer_name: The layer name given to a DataFrame that has no ``layer`` column.
@@ -54,7 +53,7 @@ def tidy_frame(data: CurveData, *, layer_name: str | None = None) -> pd.DataFram
     else:
         raise NdtError(f"cannot plot a {type(data).__name__}; pass the tidy results DataFrame")
     if "step" not in frame.columns:
-        raise NdtError("the curves have no 'step' column; pass `ndt.store.load_results(path)`")
+        raise NdtError("the curves have no 'step' column; pass `ndt.io.store.load_results(path)`")
     if frame.empty:
         raise NdtError("there are no curves to plot (the table has no rows)")
     rest = [c for c in frame.columns if c not in _KEY_COLUMNS]
@@ -96,22 +95,6 @@ def check_metrics(frame: pd.DataFrame, metrics: Iterable[str] | None) -> list[st
             f"{', '.join(present)}"
         )
     return metrics
-
-
-def select_layers(available: Sequence[str], patterns: Iterable[str] | str | None) -> list[str]:
-    """Layers matching any of `patterns` (exact names or shell globs), in model order.
-
-    Raises:
-        NdtError: if a pattern matches no layer.
-    """
-    if patterns is None:
-        return list(available)
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-    for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(layer, pattern) for layer in available):
-            shown = ", ".join(available[:8]) + (", ..." if len(available) > 8 else "")
-            raise NdtError(f"layer pattern {pattern!r} matches no layer; layers are {shown}")
-    return [layer for layer in available if any(fnmatch.fnmatchcase(layer, p) for p in patterns)]
 
 
 def _jump_row(jump: object, layer: str | None) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """Metric curves over training steps: one line per layer, significant jumps marked.
 
-Every function takes the tidy table (`ndt.store.load_results`), or a tracker's
+Every function takes the tidy table (`ndt.io.store.load_results`), or a tracker's
 ``get_results()``, and returns a matplotlib Figure; with ``save=`` it also writes it (PNG,
 SVG or PDF by extension). Artists carry ``gid`` tags so that tests and users can find them:
 ``curve:<layer>`` for lines, ``ndt-jumps`` for jump markers, ``ndt-phase`` for phase bands.
@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ndt.core.layer_globs import match_layers
 from ndt.visualization._data import (
     CurveData,
     check_metrics,
     jumps_frame,
     layer_order,
     marked_jumps,
-    select_layers,
     tidy_frame,
     use_log_x,
 )
@@ -52,7 +52,7 @@ def _prepare(
 ) -> tuple[pd.DataFrame, list[str], pd.DataFrame | None]:
     frame = tidy_frame(data, layer_name=layer_name)
     check_metrics(frame, [metric])
-    chosen = select_layers(layer_order(frame), layers)
+    chosen = match_layers(layer_order(frame), layers)
     return frame, chosen, jumps_frame(jumps, layer_name=layer_name)
 
 
@@ -354,7 +354,7 @@ def plot_metric_grid(
     """
     frame = tidy_frame(df)
     metrics = check_metrics(frame, metrics)
-    chosen = select_layers(layer_order(frame), layers)
+    chosen = match_layers(layer_order(frame), layers)
     table = jumps_frame(jumps)
     ncols = ncols or (1 if len(metrics) == 1 else 2 if len(metrics) <= 4 else 3)
     nrows = math.ceil(len(metrics) / ncols)

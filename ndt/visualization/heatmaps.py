@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ndt.core.layer_globs import match_layers
 from ndt.visualization._data import (
     SCALAR_COLUMNS,
     CurveData,
@@ -15,7 +16,6 @@ from ndt.visualization._data import (
     jumps_frame,
     layer_order,
     marked_jumps,
-    select_layers,
     tidy_frame,
 )
 from ndt.visualization._style import metric_label, metric_title, new_figure, save_figure
@@ -62,7 +62,7 @@ def plot_layer_heatmap(
     """
     frame = tidy_frame(df)
     check_metrics(frame, [metric])
-    chosen = select_layers(layer_order(frame), layers)
+    chosen = match_layers(layer_order(frame), layers)
     grid = frame.pivot_table(index="layer", columns="step", values=metric, dropna=False)
     grid = grid.reindex(chosen)
     steps = grid.columns.to_numpy()

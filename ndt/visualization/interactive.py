@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ndt.core.layer_globs import match_layers
 from ndt.errors import NdtError
 from ndt.visualization._data import (
     CurveData,
@@ -19,7 +20,6 @@ from ndt.visualization._data import (
     jumps_frame,
     layer_order,
     marked_jumps,
-    select_layers,
     tidy_frame,
     use_log_x,
 )
@@ -76,7 +76,7 @@ def create_interactive_plot(
     go, make_subplots = _plotly()
     frame = tidy_frame(df, layer_name=layer_name)
     metrics = check_metrics(frame, metrics)
-    chosen = select_layers(layer_order(frame), layers)
+    chosen = match_layers(layer_order(frame), layers)
     table = jumps_frame(jumps, layer_name=layer_name)
     loss = show_loss and "loss" in frame.columns
     rows = [*metrics, "loss"] if loss else list(metrics)

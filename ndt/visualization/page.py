@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ndt.core.layer_globs import match_layers
 from ndt.errors import NdtError
-from ndt.store import JUMP_COLUMNS
+from ndt.io.store import JUMP_COLUMNS
 from ndt.visualization._data import (
     CurveData,
     check_metrics,
     jumps_frame,
     layer_order,
-    select_layers,
     tidy_frame,
     use_log_x,
 )
@@ -59,7 +59,7 @@ def page_data(
     """The JSON the page embeds: steps, layers, colours, curves, jump rows, transitions."""
     frame = tidy_frame(df)
     metrics = check_metrics(frame, metrics)
-    chosen = select_layers(layer_order(frame), layers)
+    chosen = match_layers(layer_order(frame), layers)
     steps = np.sort(frame["step"].unique())
     curves = {}
     for metric in metrics:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndt.store import Results
+from ndt.io.store import Results
 from ndt.visualization.page import write_html_report
 
 sync_api = pytest.importorskip(

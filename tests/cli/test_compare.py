@@ -13,13 +13,13 @@ from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
 from ndt.analysis import linear_cka
-from ndt.checkpoints import save_checkpoint
-from ndt.compare import compare_run
-from ndt.modelspec import ModelSpec, write_manifest
-from ndt.probe import save_probe
-from ndt.store import read_results, write_jumps, write_results
-from ndt.tracking import track
-from ndt.zoo import build_zoo_model
+from ndt.io.checkpoints import save_checkpoint
+from ndt.io.manifest import ModelSpec, write_manifest
+from ndt.io.probe import save_probe
+from ndt.io.store import read_results, write_jumps, write_results
+from ndt.models.zoo import build_zoo_model
+from ndt.replay.compare import compare_run
+from ndt.replay.track import track
 from ndt_cli.main import app
 
 STEPS = list(range(0, 100, 10))

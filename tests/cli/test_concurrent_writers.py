@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ndt.store import read_results
-from ndt.tracking import track
+from ndt.io.store import read_results
+from ndt.replay.track import track
 
 ROOT = Path(__file__).resolve().parents[2]
 

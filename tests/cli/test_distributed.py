@@ -17,8 +17,8 @@ import pytest
 import torch
 from conftest import assert_one_error
 
-from ndt.store import Results, read_results
-from ndt.tracking import track
+from ndt.io.store import Results, read_results
+from ndt.replay.track import track
 
 distributed = pytest.importorskip("dask.distributed")
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ndt import load_results
-from ndt.store import Results, write_results
+from ndt.io.store import Results, write_results
 from ndt_cli.main import app
 
 runner = CliRunner()
@@ -90,7 +90,7 @@ def test_tracker_export_is_read_by_jumps_plot_and_summary(tmp_path):
     import torch
 
     from ndt import HighFrequencyTracker, export_to_hdf5
-    from ndt.zoo import mlp
+    from ndt.models.zoo import mlp
 
     torch.manual_seed(0)
     model = mlp(hidden=(16, 16))

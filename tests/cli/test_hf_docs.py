@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ndt.store import read_results
+from ndt.io.store import read_results
 
 pytest.importorskip("transformers")
 ROOT = Path(__file__).parents[2]

@@ -17,7 +17,7 @@ import torch
 from conftest import assert_one_error
 from safetensors import safe_open
 
-from ndt.store import read_results
+from ndt.io.store import read_results
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
 from float64_reference import reference_metrics  # noqa: E402

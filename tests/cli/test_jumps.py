@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from ndt.io.store import JUMP_COLUMNS, Results, read_results, write_results
 from ndt.jumps.transitions import TRANSITION_COLUMNS
-from ndt.store import JUMP_COLUMNS, Results, read_results, write_results
 from ndt_cli.main import app
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from ndt.store import read_results
+from ndt.io.store import read_results
 
 NDT = shutil.which("ndt")
 

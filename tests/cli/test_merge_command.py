@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from conftest import assert_one_error
 
-from ndt.store import read_results
+from ndt.io.store import read_results
 
 
 def test_shards_merged_equal_a_sequential_run(ndt, tiny_run, tmp_path):

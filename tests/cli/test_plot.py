@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ndt.store import Provenance, Results, write_results
+from ndt.io.store import Provenance, Results, write_results
 from ndt_cli.main import app
 
 METRICS = ("stable_rank", "participation_ratio")

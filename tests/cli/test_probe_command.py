@@ -12,7 +12,7 @@ import torch
 from conftest import assert_one_error
 from sklearn.datasets import load_digits
 
-from ndt.probe import load_probe
+from ndt.io.probe import load_probe
 
 
 def test_digits_probe_written_and_reported(ndt, tmp_path):

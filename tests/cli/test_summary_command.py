@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from ndt.store import Results, write_jumps, write_results
+from ndt.io.store import Results, write_jumps, write_results
 from ndt_cli import _output
 from ndt_cli.main import app
 

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from conftest import assert_one_error
 
-from ndt.checkpoints import save_checkpoint
-from ndt.modelspec import ModelSpec, build_model
-from ndt.probe import save_probe
-from ndt.store import read_results
+from ndt.io.checkpoints import save_checkpoint
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe import save_probe
+from ndt.io.store import read_results
+from ndt.models.spec import build_model
 
 
 def test_track_writes_results_and_summary(ndt, tiny_run, tmp_path):
@@ -176,7 +177,7 @@ def test_bad_options(ndt, tiny_run, tmp_path, monkeypatch):
         ndt("track", tiny_run / "ckpts", "--steps", "x:y"), "--steps 'x:y' is not a range"
     )
     assert_one_error(
-        ndt("track", tiny_run / "ckpts", "--layers", "nope*"), "--layers 'nope*' matches no module"
+        ndt("track", tiny_run / "ckpts", "--layers", "nope*"), "--layers 'nope*' matches no layer"
     )
     assert_one_error(ndt("track", tiny_run / "ckpts", "--device", "cuda:7"), "--device cuda:7")
     assert_one_error(

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from ndt.checkpoints import discover_checkpoints, read_state_dict
 from ndt.core import spectrum
 from ndt.core.estimators import METRICS
-from ndt.store import load_results, read_results
+from ndt.io.checkpoints import discover_checkpoints, read_state_dict
+from ndt.io.store import load_results, read_results
 
 pytestmark = [
     pytest.mark.cuda,
@@ -71,9 +71,10 @@ def _wide_run(root):
     """21 checkpoints of an MLP 64-512-512-10 and a probe of 1024 samples: each Gram is
     2 MiB and each checkpoint 1.2 MiB on the GPU, so keeping any per-checkpoint object would
     add at least 12 MiB between the 10th and the 20th checkpoint."""
-    from ndt.checkpoints import save_checkpoint
-    from ndt.modelspec import ModelSpec, build_model, write_manifest
-    from ndt.probe import save_probe
+    from ndt.io.checkpoints import save_checkpoint
+    from ndt.io.manifest import ModelSpec, write_manifest
+    from ndt.io.probe import save_probe
+    from ndt.models.spec import build_model
 
     torch.manual_seed(0)
     spec = ModelSpec("mlp", {"in_features": 64, "hidden": [512, 512], "n_classes": 10})
@@ -98,7 +99,7 @@ def test_cuda_peak_memory_is_flat_over_20_checkpoints(fixtures_dir, tmp_path, ru
     Grams: 8 MiB for mlp-512); the median of the per-checkpoint peaks does not. A leak of
     one checkpoint's weights (1.2 MiB) adds 12 MiB to both over ten checkpoints.
     """
-    from ndt.tracking import track
+    from ndt.replay.track import track
 
     ckpts = _wide_run(tmp_path) if run == "mlp-512" else fixtures_dir / run / "ckpts"
     torch.cuda.synchronize()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ndt.core.estimators import METRICS
-from ndt.store import load_results
+from ndt.io.store import load_results
 
 FIXTURE_RUNS = ["digits-mlp", "digits-cnn", "modadd-transformer", "digits-transition"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ndt.store import read_results
+from ndt.io.store import read_results
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "digits-mlp"
 MANIFEST = """[model]

@@ -8,17 +8,18 @@ import pytest
 import torch
 from conftest import assert_one_error
 
-from ndt.checkpointer import Phase2Checkpointer
-from ndt.modelspec import ModelSpec, build_model
-from ndt.probe import save_probe
-from ndt.store import read_results
-from ndt.tracking import track
+from ndt.io.checkpoint_writer import Phase2Checkpointer
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe import save_probe
+from ndt.io.store import read_results
+from ndt.models.spec import build_model
+from ndt.replay.track import track
 
 KWARGS = {"in_features": 6, "hidden": [8], "n_classes": 3}
 # Importing this file leaves a line in imported.txt beside it: the proof that it ran.
 MODELS_PY = """\
 from pathlib import Path
-from ndt.zoo import build_zoo_model
+from ndt.models.zoo import build_zoo_model
 with (Path(__file__).parent / "imported.txt").open("a") as handle:
     handle.write("imported\\n")
 def build(**kwargs):
@@ -31,7 +32,7 @@ def _run(root: Path, toml: str) -> Path:
     torch.manual_seed(0)
     model = build_model(ModelSpec("mlp", KWARGS))
     save_probe(root / "probe.safetensors", torch.randn(30, 6), torch.arange(30) % 3)
-    from ndt.checkpoints import save_checkpoint
+    from ndt.io.checkpoints import save_checkpoint
 
     for step in (0, 10, 20):
         with torch.no_grad():

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from conftest import assert_one_error
 
-from ndt.checkpoints import save_checkpoint
-from ndt.modelspec import build_model, read_manifest
-from ndt.store import Results, read_results, write_results
+from ndt.io.checkpoints import save_checkpoint
+from ndt.io.manifest import read_manifest
+from ndt.io.store import Results, read_results, write_results
+from ndt.models.spec import build_model
 
 
 def _curves(path: Path) -> None:

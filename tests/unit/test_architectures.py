@@ -8,7 +8,7 @@ from torch import nn
 
 from ndt.architectures import detect_architecture, get_handler, select_layers
 from ndt.errors import NdtError
-from ndt.zoo import build_zoo_model
+from ndt.models.zoo import build_zoo_model
 
 
 class ResNetStyle(nn.Module):
@@ -88,7 +88,7 @@ def test_generic_fallback_and_globs():
         "head",
     ]
     with pytest.raises(
-        NdtError, match="--layers 'decoder.\\*' matches no module; the model has embed"
+        NdtError, match="--layers 'decoder.\\*' matches no layer; the layers are embed"
     ):
         select_layers(transformer, ["decoder.*"])
 

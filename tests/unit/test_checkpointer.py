@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from ndt import Phase2Checkpointer
-from ndt.checkpoints import discover_checkpoints, read_safetensors_metadata
 from ndt.errors import CheckpointError, NdtError
-from ndt.modelspec import ModelSpec, read_manifest
-from ndt.probe import load_probe, save_probe
-from ndt.replay import prepare_run
-from ndt.zoo import mlp
+from ndt.io.checkpoints import discover_checkpoints, read_safetensors_metadata
+from ndt.io.manifest import ModelSpec, read_manifest
+from ndt.io.probe import load_probe, save_probe
+from ndt.models.zoo import mlp
+from ndt.replay.engine import prepare_run
 
 
 def test_should_capture_every_interval(tmp_path):

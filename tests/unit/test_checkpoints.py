@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ndt.checkpoints import (
+from ndt.errors import CheckpointError, WeightsMismatchError
+from ndt.io.checkpoints import (
     discover_checkpoints,
     load_weights,
     parse_step_range,
@@ -16,8 +17,7 @@ from ndt.checkpoints import (
     save_checkpoint,
     step_from_name,
 )
-from ndt.errors import CheckpointError, WeightsMismatchError
-from ndt.zoo import mlp
+from ndt.models.zoo import mlp
 
 
 def write(path: Path, step: int | None = None, tensors: dict | None = None) -> Path:

@@ -10,7 +10,7 @@ import pytest
 
 from ndt import export_to_csv, export_to_hdf5, load_results, read_results
 from ndt.errors import NdtError, ResultsFormatError
-from ndt.export import export_results, render_results, results_from_frames
+from ndt.io.export import export_results, render_results, results_from_frames
 
 
 def _frames() -> dict[str, pd.DataFrame]:

@@ -9,7 +9,7 @@ import stat
 import numpy as np
 import pytest
 
-from ndt.store import Results, read_results, write_results
+from ndt.io.store import Results, read_results, write_results
 
 
 def _results(steps) -> Results:

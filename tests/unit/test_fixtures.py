@@ -16,17 +16,18 @@ from safetensors.torch import load_file
 from threadpoolctl import threadpool_limits
 
 from ndt.architectures import select_layers
-from ndt.checkpoints import (
+from ndt.core.estimators import METRICS
+from ndt.errors import CheckpointError
+from ndt.io.checkpoints import (
     discover_checkpoints,
     load_weights,
     read_safetensors_metadata,
     read_state_dict,
 )
-from ndt.core.estimators import METRICS
-from ndt.errors import CheckpointError
-from ndt.modelspec import build_model, read_manifest
-from ndt.probe import load_probe
-from ndt.probe_sources import digits_probe
+from ndt.io.manifest import read_manifest
+from ndt.io.probe import load_probe
+from ndt.io.probe_sources import digits_probe
+from ndt.models.spec import build_model
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 # name -> the number of checkpoints the fixture promises (issue 2, item 10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ndt.globs import layer_matches
+from ndt.core.layer_globs import layer_matches
 
 
 @pytest.mark.parametrize(

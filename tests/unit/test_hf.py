@@ -9,13 +9,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ndt.checkpoints import discover_checkpoints
 from ndt.errors import ModelSpecError, WeightsMismatchError
-from ndt.hf import build_hf_model, find_config, load_hf_weights
-from ndt.inspection import list_layers
-from ndt.modelspec import ModelSpec, build_model
-from ndt.probe import save_probe
-from ndt.replay import layer_spectra, load_checkpoint, prepare_run, run_model_spec
+from ndt.io.checkpoints import discover_checkpoints
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe import save_probe
+from ndt.models.hf import build_hf_model, find_config, load_hf_weights
+from ndt.models.inspection import list_layers
+from ndt.models.loading import load_checkpoint, run_model_spec
+from ndt.models.spec import build_model
+from ndt.replay.engine import layer_spectra, prepare_run
 
 transformers = pytest.importorskip("transformers")
 

@@ -15,7 +15,7 @@ from ndt.jumps import (
     ZScoreDetector,
     make_detector,
 )
-from ndt.jumps.base import noise_scale, runs
+from ndt.jumps.detection import noise_scale, runs
 
 
 def test_local_is_no_detector() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ndt.errors import DetectorError
+from ndt.errors import DetectorError, NdtError
+from ndt.io.store import JUMP_COLUMNS, Results
 from ndt.jumps import detect_jumps_in_results
 from ndt.jumps.validation import ar1
-from ndt.store import JUMP_COLUMNS, Results
 
 STEPS = np.array([0, 1, 2, 3, 5, 8, 13, 21, 34, 55] + list(range(100, 1600, 50)), dtype=np.int64)
 
@@ -78,12 +78,12 @@ def test_nan_points_are_skipped_and_counted() -> None:
     ("kwargs", "match"),
     [
         ({"metrics": ["rank"]}, "no metric rank.*stable_rank, participation_ratio"),
-        ({"layers": ["encoder.*"]}, "matches no layer.*blocks.0.mlp"),
+        ({"layers": ["encoder.*"]}, "matches no layer; the layers are blocks.0.mlp"),
         ({"fdr": 1.5}, "fdr"),
     ],
 )
 def test_bad_selection_names_what_exists(kwargs: dict, match: str) -> None:
-    with pytest.raises(DetectorError, match=match):
+    with pytest.raises(NdtError, match=match):
         detect_jumps_in_results(_results(), **kwargs)
 
 

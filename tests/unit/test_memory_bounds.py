@@ -71,10 +71,10 @@ _CHILD = textwrap.dedent(
     """
     import gc, json, sys
     import torch
-    from ndt.probe import Probe
-    from ndt.replay import layer_spectra
-    from ndt.allocator import return_large_blocks_to_os
-    from ndt.zoo import mlp
+    from ndt.io.probe import Probe
+    from ndt.replay.engine import layer_spectra
+    from ndt.replay.allocator import return_large_blocks_to_os
+    from ndt.models.zoo import mlp
 
     torch.set_num_threads(1)
     # As `ndt track` does: freed blocks go back to the system, so the high-water mark is the
@@ -139,11 +139,12 @@ _CHECKPOINTS_CHILD = textwrap.dedent(
     import json, sys, tempfile
     from pathlib import Path
     import torch
-    from ndt.allocator import return_large_blocks_to_os
-    from ndt.checkpoints import save_checkpoint
-    from ndt.modelspec import ModelSpec, build_model, write_manifest
-    from ndt.probe import save_probe
-    from ndt.tracking import track
+    from ndt.replay.allocator import return_large_blocks_to_os
+    from ndt.io.checkpoints import save_checkpoint
+    from ndt.models.spec import build_model
+    from ndt.io.manifest import ModelSpec, write_manifest
+    from ndt.io.probe import save_probe
+    from ndt.replay.track import track
 
     torch.set_num_threads(1)
     if sys.argv[1] == "as-cli":
@@ -189,7 +190,7 @@ def test_peak_memory_of_track_does_not_grow_with_the_checkpoints() -> None:
 def test_malloc_setting_takes_effect_on_glibc() -> None:
     import platform
 
-    from ndt.allocator import return_large_blocks_to_os
+    from ndt.replay.allocator import return_large_blocks_to_os
 
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert return_large_blocks_to_os() is expected
@@ -201,9 +202,9 @@ def test_the_command_asks_for_huge_pages_before_torch_is_imported() -> None:
         import os, sys
         os.environ.pop("THP_MEM_ALLOC_ENABLE", None)
         sys.argv = ["ndt", "--version"]
-        import ndt.allocator, ndt_cli.main
+        import ndt.replay.allocator, ndt_cli.main
         seen = []
-        original = ndt.allocator.prefer_huge_pages
+        original = ndt.replay.allocator.prefer_huge_pages
         ndt_cli.main.prefer_huge_pages = lambda: seen.append(original())
         ndt_cli.main.main()
         print(seen, os.environ.get("THP_MEM_ALLOC_ENABLE"))

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from ndt.errors import ConfigMismatchError, NdtError
-from ndt.merge import merge_results
-from ndt.shards import parse_shard, select_shard
-from ndt.store import Provenance, Results, read_results, write_results
+from ndt.io.merge import merge_results
+from ndt.io.store import Provenance, Results, read_results, write_results
+from ndt.replay.shards import parse_shard, select_shard
 
 LAYERS = ("fc1", "fc2", "head")
 METRICS = ("stable_rank", "participation_ratio")

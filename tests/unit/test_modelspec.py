@@ -6,7 +6,8 @@ import pytest
 from torch import nn
 
 from ndt.errors import ModelSpecError
-from ndt.modelspec import ModelSpec, build_model, parse_model_kwargs, read_manifest, write_manifest
+from ndt.io.manifest import ModelSpec, read_manifest, write_manifest
+from ndt.models.spec import build_model, parse_model_kwargs
 
 
 def test_zoo_model():
@@ -15,7 +16,7 @@ def test_zoo_model():
 
 
 def test_module_and_file_factories(tmp_path):
-    assert isinstance(build_model(ModelSpec("ndt.zoo:mlp", {"hidden": [3]})), nn.Sequential)
+    assert isinstance(build_model(ModelSpec("ndt.models.zoo:mlp", {"hidden": [3]})), nn.Sequential)
     (tmp_path / "models.py").write_text(
         "from torch import nn\ndef build(width=3):\n    return nn.Linear(2, width)\n"
     )
@@ -28,8 +29,8 @@ def test_module_and_file_factories(tmp_path):
     [
         ("resnet", "neither a zoo architecture"),
         ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
-        ("ndt.zoo:nothing", "'nothing' in 'ndt.zoo' is not a callable"),
-        ("ndt.zoo:ZOO", "is not a callable"),
+        ("ndt.models.zoo:nothing", "'nothing' in 'ndt.models.zoo' is not a callable"),
+        ("ndt.models.zoo:ZOO", "is not a callable"),
         ("missing.py:f", "model file missing.py does not exist"),
     ],
 )

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from ndt.errors import ProbeError
-from ndt.probe import load_probe, save_probe
+from ndt.io.probe import load_probe, save_probe
 
 
 def test_round_trip_and_fingerprint(tmp_path):
@@ -45,7 +45,7 @@ def test_bad_probes(tmp_path):
     with pytest.raises(ProbeError, match="does not exist"):
         load_probe(tmp_path / "none.safetensors")
     save_file({"x": torch.zeros(3)}, tmp_path / "no_inputs.safetensors")
-    with pytest.raises(ProbeError, match="has no 'inputs' tensor \\(it holds x\\)"):
+    with pytest.raises(ProbeError, match="has no 'inputs' or 'input_ids' tensor \\(it holds x\\)"):
         load_probe(tmp_path / "no_inputs.safetensors")
     save_file(
         {"inputs": torch.zeros(3, 2), "labels": torch.zeros(4)}, tmp_path / "ragged.safetensors"
@@ -59,3 +59,12 @@ def test_bad_probes(tmp_path):
     (tmp_path / "text.safetensors").write_text("not a probe")
     with pytest.raises(ProbeError, match="cannot read probe"):
         load_probe(tmp_path / "text.safetensors")
+
+
+def test_a_tokenizer_output_saved_as_it_is_reads_input_ids_as_inputs(tmp_path):
+    ids = torch.arange(12).reshape(3, 4)
+    mask = torch.ones(3, 4, dtype=torch.int64)
+    save_file({"input_ids": ids, "attention_mask": mask}, tmp_path / "tok.safetensors")
+    probe = load_probe(tmp_path / "tok.safetensors")
+    assert torch.equal(probe.inputs, ids) and probe.labels is None
+    assert torch.equal(probe.extras["attention_mask"], mask)

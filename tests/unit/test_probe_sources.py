@@ -11,10 +11,10 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from ndt.checkpoints import read_safetensors_metadata
 from ndt.errors import ProbeError
-from ndt.probe import load_probe
-from ndt.probe_sources import (
+from ndt.io.checkpoints import read_safetensors_metadata
+from ndt.io.probe import load_probe
+from ndt.io.probe_sources import (
     METADATA_KEY,
     array_probe,
     digits_probe,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ndt.errors import ProbeError
-from ndt.probe_sources import make_probe
-from ndt.probe_text import read_texts, text_probe
+from ndt.io.probe_sources import make_probe
+from ndt.io.probe_text import read_texts, text_probe
 
 transformers = pytest.importorskip("transformers")
 TOKENIZER = Path(__file__).parents[2] / "fixtures" / "hf-gpt2" / "tokenizer"

@@ -23,10 +23,10 @@ from sklearn.decomposition import PCA
 
 from ndt import HighFrequencyTracker, Phase2Checkpointer, export_to_hdf5, read_results
 from ndt.architectures import detect_architecture, get_handler, select_layers
-from ndt.checkpoints import discover_checkpoints
 from ndt.core.estimators import participation_ratio, stable_rank
 from ndt.core.hooks import ActivationCapture
 from ndt.core.jump_detector import JumpDetector
+from ndt.io.checkpoints import discover_checkpoints
 
 device = torch.device("cpu")
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndt.results_lock import GRACE_SECONDS, ResultsLockedError, lock_path, results_lock
-from ndt.store import Results, read_results, write_jumps, write_results
-from ndt.tracking import track
+from ndt.io.results_lock import GRACE_SECONDS, ResultsLockedError, lock_path, results_lock
+from ndt.io.store import Results, read_results, write_jumps, write_results
+from ndt.replay.track import track
 
 
 def _results(steps) -> Results:

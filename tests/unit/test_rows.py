@@ -13,8 +13,8 @@ from torch import nn
 from ndt.core.estimators import compute_metrics
 from ndt.core.rows import TokenRule, channels_first_layers, parse_tokens, sequence_rows
 from ndt.errors import NdtError
-from ndt.probe import Probe
-from ndt.replay import capture_activations, layer_spectra
+from ndt.io.probe import Probe
+from ndt.replay.engine import capture_activations, layer_spectra
 
 
 def conv1d_net() -> nn.Sequential:

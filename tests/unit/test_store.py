@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ndt.errors import ResultsFormatError
-from ndt.store import (
+from ndt.io.store import (
     FORMAT_VERSION,
     Provenance,
     Results,

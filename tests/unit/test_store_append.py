@@ -16,10 +16,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndt.checkpoints import Checkpoint
 from ndt.errors import ResultsFormatError
-from ndt.run_table import RunTable
-from ndt.store import FORMAT_VERSION, Provenance, Results, append_rows, read_results, write_results
+from ndt.io.checkpoints import Checkpoint
+from ndt.io.store import (
+    FORMAT_VERSION,
+    Provenance,
+    Results,
+    append_rows,
+    read_results,
+    write_results,
+)
+from ndt.replay.run_table import RunTable
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["a", "b", "c"]
@@ -170,8 +177,8 @@ import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from test_store_append import PROVENANCE, row
-from ndt.checkpoints import Checkpoint
-from ndt.run_table import RunTable
+from ndt.io.checkpoints import Checkpoint
+from ndt.replay.run_table import RunTable
 path = Path(sys.argv[1])
 dummy = path.with_name("ckpt.bin")
 dummy.write_bytes(b"x")

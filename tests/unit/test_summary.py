@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 
 from ndt.errors import NdtError, ResultsFormatError
-from ndt.store import Results, write_jumps, write_results
-from ndt.summary import JumpAt, results_files, significant_jumps, summarize_run, summarize_runs
+from ndt.io.store import Results, write_jumps, write_results
+from ndt.jumps.summary import (
+    JumpAt,
+    results_files,
+    significant_jumps,
+    summarize_run,
+    summarize_runs,
+)
 
 
 def _write_run(path, steps=(0, 10, 20, 30), layers=("fc1", "head")):

@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 
 from ndt import HighFrequencyTracker, Phase2Checkpointer, read_results
 from ndt.errors import NdtError
-from ndt.modelspec import ModelSpec, build_model
-from ndt.probe import load_probe
-from ndt.probe_sources import digits_probe
-from ndt.zoo import mlp
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe import load_probe
+from ndt.io.probe_sources import digits_probe
+from ndt.models.spec import build_model
+from ndt.models.zoo import mlp
 from ndt_cli.main import app
 
 
@@ -163,7 +164,7 @@ def test_tracker_curves_equal_ndt_track_on_the_checkpoints_of_the_same_run(tmp_p
     spec = ModelSpec("mlp", {"in_features": 64, "hidden": [32, 32, 32], "n_classes": 10})
     model = build_model(spec)
     made = digits_probe(256, seed=0)
-    from ndt.probe import save_probe
+    from ndt.io.probe import save_probe
 
     probe = save_probe(tmp_path / "probe.safetensors", made.inputs, made.labels)
     checkpointer = Phase2Checkpointer(tmp_path / "ckpts", 10, model_spec=spec, probe=probe)
@@ -194,3 +195,24 @@ def test_tracker_curves_equal_ndt_track_on_the_checkpoints_of_the_same_run(tmp_p
             )  # fmt: skip
     # The curves changed during training, so agreement is not trivially constant.
     assert np.ptp(replayed.metrics["stable_rank"][:, 0]) > 0.1
+    # Both paths share the replay engine, so the check that means something is against the
+    # float64 reference: plain forward hooks on the step-50 checkpoint, numpy's SVD.
+    from float64_reference import reference_metrics
+    from safetensors.torch import load_file
+
+    fresh = build_model(spec).eval()
+    (saved,) = (tmp_path / "ckpts").glob("*00050*.safetensors")
+    fresh.load_state_dict(load_file(saved))
+    outputs = {}
+    for name in curves:
+        dict(fresh.named_modules())[name].register_forward_hook(
+            lambda m, i, o, name=name: outputs.__setitem__(name, o.double().numpy())
+        )
+    with torch.no_grad():
+        fresh(made.inputs)
+    at = list(curves["relu1"]["step"]).index(50)
+    for layer, output in outputs.items():
+        for metric, value in reference_metrics(output.reshape(len(output), -1)).items():
+            np.testing.assert_allclose(
+                curves[layer][metric][at], value, rtol=1e-5, err_msg=f"{layer} {metric}"
+            )

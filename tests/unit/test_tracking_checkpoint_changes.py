@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from ndt.checkpoints import save_checkpoint
 from ndt.errors import CheckpointError
-from ndt.modelspec import build_model, read_manifest
-from ndt.store import read_results, write_results
-from ndt.tracking import track
+from ndt.io.checkpoints import save_checkpoint
+from ndt.io.manifest import read_manifest
+from ndt.io.store import read_results, write_results
+from ndt.models.spec import build_model
+from ndt.replay.track import track
 
 
 def test_size_mtime_and_sha256_are_recorded(tiny_run, tmp_path):

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from ndt.errors import NdtError
-from ndt.modelspec import ModelSpec, write_manifest
-from ndt.trust import (
+from ndt.io.manifest import ModelSpec, write_manifest
+from ndt.models.trust import (
     UntrustedCodeError,
     is_trusted,
     remember_model,

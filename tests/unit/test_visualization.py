@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ndt.errors import NdtError
-from ndt.store import Results
+from ndt.io.store import Results
 from ndt.visualization import (
     plot_correlation_heatmap,
     plot_jumps,
@@ -94,9 +94,12 @@ def test_single_metric_marks_each_significant_jump_on_its_curve(res):
 
 
 def test_layer_globs_select_in_model_order(res):
-    fig = plot_single_metric(res.to_frame(), "participation_ratio", ["head", "blocks.*"])
+    # ndt track's rule: `*` stays within one dotted level, `**` crosses levels.
+    fig = plot_single_metric(res.to_frame(), "participation_ratio", ["head", "blocks.**"])
     assert list(_curves(fig)) == ["blocks.0.mlp", "blocks.1.mlp", "head"]
-    with pytest.raises(NdtError, match="matches no layer; layers are embed"):
+    fig = plot_single_metric(res.to_frame(), "participation_ratio", ["blocks.*.mlp"])
+    assert list(_curves(fig)) == ["blocks.0.mlp", "blocks.1.mlp"]
+    with pytest.raises(NdtError, match="matches no layer; the layers are embed"):
         plot_single_metric(res.to_frame(), "stable_rank", "decoder.*")
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ndt.errors import NdtError
-from ndt.store import Results
+from ndt.io.store import Results
 from ndt.visualization.page import page_data, render_page, write_html_report
 
 LAYERS = ["conv1", "conv2", "fc</script><b>"]  # the last name tries to break out of <script>

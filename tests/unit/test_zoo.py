@@ -6,7 +6,7 @@ from torch import nn
 
 from ndt.core.hooks import ActivationCapture
 from ndt.errors import ModelSpecError
-from ndt.zoo import SelfAttention, Transformer
+from ndt.models.zoo import SelfAttention, Transformer
 
 
 @pytest.mark.parametrize("causal", [True, False])

@@ -1,9 +1,10 @@
 """Replay pieces: build a run's model and probe, load a checkpoint, run the probe forward,
 and turn the selected layers' outputs into spectra or full activation matrices.
 
-`ndt.tracking.track` strings them into the `ndt track` loop; `ndt compare` and the
-in-training tracker reuse the same pieces (`prepare_run`, `load_checkpoint`,
-`layer_spectra`, `capture_activations`), so every path computes the same numbers.
+`ndt.replay.track.track` strings them into the `ndt track` loop; `ndt compare` and the
+in-training tracker reuse the same pieces (`prepare_run`, `layer_spectra`,
+`capture_activations`, and `ndt.models.loading.load_checkpoint`), so every path computes
+the same numbers.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ import torch
 from torch import nn
 
 from ndt.architectures import select_layers
-from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.core.hooks import forward_hooks, resolve_modules
 from ndt.core.rows import HookRows, TokenRule
 from ndt.core.spectrum import Spectrum, SpectrumAccumulator
 from ndt.errors import ModelSpecError, NdtError, ProbeError, describe
-from ndt.hf import find_config, is_hf_model, load_hf_weights
-from ndt.modelspec import HF_TARGET, MANIFEST_NAME, ModelSpec, build_model, read_manifest
-from ndt.probe import Probe, load_probe
-from ndt.trust import require_consent
+from ndt.io.manifest import MANIFEST_NAME, ModelSpec, read_manifest
+from ndt.io.probe import Probe, load_probe
+from ndt.models.loading import resolve_dtype, run_model_spec
+from ndt.models.spec import build_model
+from ndt.models.trust import require_consent
 
 
 @dataclass(frozen=True)
@@ -51,37 +52,6 @@ class RunSetup:
     layers: list[str]
     device: torch.device
     dtype: str = "float32"
-
-
-#: ``--dtype`` values: the precision of the forward passes, whatever the checkpoints' dtype.
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
-
-
-def resolve_dtype(dtype: str) -> torch.dtype:
-    """The torch dtype of a ``--dtype`` value.
-
-    Raises:
-        NdtError: for a name not in `DTYPES`.
-    """
-    if dtype not in DTYPES:
-        raise NdtError(f"--dtype '{dtype}' is not one of {', '.join(DTYPES)}")
-    return DTYPES[dtype]
-
-
-def run_model_spec(ckpt_dir: str | Path, model: ModelSpec | None = None) -> ModelSpec | None:
-    """The model of a run: `model` if given, else its ndt.toml's, else ``hf`` when the
-    folder (or a checkpoint folder in it) holds a transformers config.json; else None."""
-    if model is not None:
-        return model
-    manifest = read_manifest(ckpt_dir)
-    if manifest is not None and manifest.model is not None:
-        return manifest.model
-    return ModelSpec(HF_TARGET) if find_config(ckpt_dir) is not None else None
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -120,7 +90,7 @@ def prepare_run(
     (or, for the model, its transformers config.json; see `run_model_spec`).
 
     A model given as `model` is the caller's choice; one that the folder's ndt.toml names
-    runs code only with consent (`ndt.trust`): `trust_code`, or ``ndt trust CKPT_DIR``.
+    runs code only with consent (`ndt.models.trust`): `trust_code`, or ``ndt trust CKPT_DIR``.
 
     Args:
         trust_code: Consent to run the code the folder's ndt.toml names.
@@ -155,21 +125,6 @@ def prepare_run(
     patterns = list(layers or (manifest.layers if manifest else ()))
     names = select_layers(built, patterns or None)
     return RunSetup(built, spec, load_probe(probe_path), names, target, dtype)
-
-
-def apply_weights(model: nn.Module, state: dict[str, torch.Tensor], checkpoint_name: str) -> None:
-    """Load a checkpoint's tensors into `model` strictly, cast to the model's dtype: through
-    transformers' loading rules for a transformers model (`ndt.hf.load_hf_weights`), else
-    `ndt.checkpoints.load_weights`."""
-    if is_hf_model(model):
-        load_hf_weights(model, state, checkpoint_name)
-    else:
-        load_weights(model, state, checkpoint_name)
-
-
-def load_checkpoint(model: nn.Module, checkpoint: Checkpoint, device: torch.device) -> None:
-    """Load a checkpoint's weights into `model` strictly (see `apply_weights`)."""
-    apply_weights(model, read_state_dict(checkpoint, device), checkpoint.name)
 
 
 def _run_probe(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ndt.errors import NdtError
-from ndt.store import read_results
+from ndt.io.store import read_results
 
 RESULTS_PATTERN = "*.h5"
 

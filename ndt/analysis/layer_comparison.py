@@ -13,9 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ndt.analysis.clusters import ClusterComparison, StepClusters, compare_clusters
-from ndt.analysis.neurons import DEAD_THRESHOLD, NeuronStatistics, neuron_statistics
-from ndt.analysis.pca import PCAComparison, compare_pca
-from ndt.analysis.rows import (
+from ndt.analysis.matrices import (
     MAX_CELLS,
     MAX_ROWS,
     ActivationLike,
@@ -24,6 +22,8 @@ from ndt.analysis.rows import (
     subsample_rows,
     to_matrix,
 )
+from ndt.analysis.neurons import DEAD_THRESHOLD, NeuronStatistics, neuron_statistics
+from ndt.analysis.pca import PCAComparison, compare_pca
 from ndt.analysis.separability import ProbeAccuracy, probe_accuracy
 from ndt.analysis.similarity import linear_cka
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics

@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ndt.errors import ModelSpecError, NdtError, describe
-from ndt.modelspec import MANIFEST_NAME, ModelSpec, read_manifest
-from ndt.probe import file_sha256
+from ndt.io.manifest import MANIFEST_NAME, ModelSpec, read_manifest
+from ndt.io.probe import file_sha256
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Shard I of N holds the checkpoints whose position in step order (after ``--steps`` and
 ``--every``) is I modulo N, so every shard gets early and late checkpoints alike; `ndt merge`
-joins the shards' results files back into one (`ndt.merge`).
+joins the shards' results files back into one (`ndt.io.merge`).
 """
 
 from __future__ import annotations

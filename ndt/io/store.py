@@ -16,9 +16,9 @@ Layout (format version 2, specified in docs/results-format.md)::
     /metadata            attrs: free-form user metadata (optional)
 
 `append_rows` adds one checkpoint's rows in place, at a cost proportional to those rows
-(`ndt.results_rows` says why a kill at any moment leaves a readable file); every other write
+(`ndt.io.results_rows` says why a kill at any moment leaves a readable file); every other write
 replaces the whole file atomically (write a temporary file beside it, then rename,
-`ndt.file_replace`). Every writer holds the file's lock (`ndt.results_lock`) while it reads
+`ndt.io.file_replace`). Every writer holds the file's lock (`ndt.io.results_lock`) while it reads
 and writes, so two writers never lose each other's rows. Version-1 files (rows exactly
 ``len(steps)``, no ``n_rows``) are read as well and rewritten as version 2 by the next write.
 """
@@ -38,9 +38,9 @@ import pandas as pd
 
 from ndt import __version__
 from ndt.errors import ResultsFormatError
-from ndt.file_replace import replacing
-from ndt.results_lock import results_lock
-from ndt.results_rows import (
+from ndt.io.file_replace import replacing
+from ndt.io.results_lock import results_lock
+from ndt.io.results_rows import (
     N_ROWS,
     aligned,
     fits,
@@ -180,7 +180,7 @@ def write_results(
     Args:
         path: The results file; a symlink is written through.
         results: What to write; a step found twice keeps its last row.
-        wait: Seconds to wait for another writer (see `ndt.results_lock`).
+        wait: Seconds to wait for another writer (see `ndt.io.results_lock`).
         spare_rows: Rows to allocate beyond the results, for `append_rows` to fill.
 
     Raises:
@@ -250,7 +250,7 @@ def append_rows(
 
     The cost is that of the rows, whatever the size of the file. Rows are written into
     allocated space and flushed, then the committed count ``n_rows`` is updated and flushed
-    (see `ndt.results_rows`). A step already in the file gets a new row, which wins.
+    (see `ndt.io.results_rows`). A step already in the file gets a new row, which wins.
 
     Args:
         path: A results file of this format version.
@@ -334,7 +334,7 @@ def _open(path: Path) -> h5py.File:
         raise ResultsFormatError(f"results file {path} does not exist; run `ndt track` first")
     try:
         # No HDF5 file lock: a writer may be appending (under ndt's own lock, which readers
-        # never need, see `ndt.results_rows`).
+        # never need, see `ndt.io.results_rows`).
         handle = h5py.File(path, "r", locking=False)
     except OSError:
         raise ResultsFormatError(f"{path} is not an HDF5 file") from None

@@ -27,7 +27,7 @@ def return_large_blocks_to_os(threshold_bytes: int = 1 << 20) -> bool:
     """Serve every block of at least `threshold_bytes` by mmap, for the rest of the process.
 
     `ndt track` calls this before its loop; call it yourself when you drive
-    `ndt.tracking.track` from Python over many checkpoints.
+    `ndt.replay.track.track` from Python over many checkpoints.
 
     Returns:
         True when the setting took effect; False where malloc is not glibc's (macOS,

@@ -24,12 +24,14 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from ndt.allocator import return_large_blocks_to_os
-from ndt.checkpoints import Checkpoint, checkpoint_sha256, read_state_dict
 from ndt.errors import CheckpointError, NdtError, describe
-from ndt.modelspec import ModelSpec, build_model
-from ndt.probe import Probe
-from ndt.replay import RunSetup, apply_weights, fold_probe, resolve_device, resolve_dtype
+from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, read_state_dict
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe import Probe
+from ndt.models.loading import apply_weights, resolve_dtype
+from ndt.models.spec import build_model
+from ndt.replay.allocator import return_large_blocks_to_os
+from ndt.replay.engine import RunSetup, fold_probe, resolve_device
 
 INSTALL = "pip install 'ndt-replay[distributed]'"
 
@@ -91,7 +93,7 @@ def _worker_model(job: ReplayJob) -> tuple[nn.Module, torch.device]:
     key = (job.model_key(), threading.get_ident())
     with _MODELS_LOCK:
         if key not in _MODELS:
-            return_large_blocks_to_os()  # as the `ndt` command does (ndt/allocator.py)
+            return_large_blocks_to_os()  # as the `ndt` command does (ndt/replay/allocator.py)
             device = resolve_device(job.device)
             model = build_model(job.spec, job.ckpt_dir).to(device, resolve_dtype(job.dtype))
             _MODELS[key] = (model.eval(), device)
@@ -99,13 +101,13 @@ def _worker_model(job: ReplayJob) -> tuple[nn.Module, torch.device]:
 
 
 def replay_checkpoint(job: ReplayJob, probe: Probe, checkpoint: Checkpoint) -> Outcome:
-    """Run on a worker: the metrics of one checkpoint (see `ndt.tracking.track`).
+    """Run on a worker: the metrics of one checkpoint (see `ndt.replay.track.track`).
 
     Raises:
         NdtError: if the checkpoint's tensors do not fit the model, or the probe does not
             fit it (the run stops, as a sequential one does).
     """
-    from ndt.tracking import solve_metrics  # the sequential loop's own step
+    from ndt.replay.track import solve_metrics  # the sequential loop's own step
 
     if job.threads is not None:
         torch.set_num_threads(job.threads)

@@ -1,7 +1,7 @@
 """Build a probe batch from an array file, scikit-learn's digits, or seeded synthetic data.
 
 Each builder returns an in-memory `Probe`; `make_probe` picks one source, writes it with
-`ndt.probe.save_probe` and returns the probe read back with its sha256. The source and seed
+`ndt.io.probe.save_probe` and returns the probe read back with its sha256. The source and seed
 are written into the file's header metadata as one JSON string (safetensors does not keep
 the order of several metadata keys, and the file's bytes must not depend on it).
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ndt.errors import ProbeError
-from ndt.probe import INPUTS_KEY, LABELS_KEY, Probe, save_probe
+from ndt.io.probe import INPUTS_KEY, LABELS_KEY, Probe, save_probe
 
 METADATA_KEY = "ndt_probe"
 ARRAY_SUFFIXES = (".npy", ".pt", ".pth", ".csv")
@@ -269,7 +269,7 @@ def make_probe(
         image: Digits as (n, 1, 8, 8) images.
         seed: Seed of the digits subset or the synthetic values.
         overwrite: Replace an existing file at `path`.
-        text: A text file to tokenize (see `ndt.probe_text.text_probe`); needs `tokenizer`.
+        text: A text file to tokenize (see `ndt.io.probe_text.text_probe`); needs `tokenizer`.
         tokenizer: The folder of a transformers tokenizer, for `text`.
         max_length: Truncate `text` samples to this many tokens.
         text_column: The text column of a `text` table or JSON lines file (default "text").
@@ -309,7 +309,7 @@ def make_probe(
         probe = token_probe(tokens, vocab, seed=seed)
         described = {"source": "tokens", "shape": list(probe.inputs.shape), "vocab": vocab}
     elif text is not None:
-        from ndt.probe_text import text_probe
+        from ndt.io.probe_text import text_probe
 
         probe = text_probe(
             text, tokenizer, max_length=max_length, text_column=text_column or "text",

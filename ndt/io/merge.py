@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ndt.errors import ConfigMismatchError, NdtError
-from ndt.store import Results, read_results, write_results
+from ndt.io.store import Results, read_results, write_results
 
 
 def merge_results(

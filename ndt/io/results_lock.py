@@ -24,7 +24,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ndt.errors import NdtError, describe
-from ndt.file_replace import remove_temp_files, resolve_target
+from ndt.io.file_replace import remove_temp_files, resolve_target
 
 #: How long any writer waits for a write in progress before it gives up (without --wait).
 GRACE_SECONDS = 2.0
@@ -54,7 +54,7 @@ def results_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
 
     The same thread may nest it (a writer that calls another writer); other threads and
     processes wait. On the outermost acquisition it records this process's pid in the lock
-    file and removes temporary files of writers that died (`ndt.file_replace`).
+    file and removes temporary files of writers that died (`ndt.io.file_replace`).
 
     Args:
         path: The results file (it need not exist yet).

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ndt.core.layer_globs import match_layers
 from ndt.errors import NdtError, ResultsFormatError
-from ndt.store import read_results
-from ndt.visualization._data import check_metrics, layer_order, run_name, select_layers
+from ndt.io.store import read_results
+from ndt.visualization._data import check_metrics, layer_order, run_name
 from ndt.visualization._style import SAVE_FORMATS
 from ndt.visualization.curves import plot_metric_grid, plot_single_metric
 from ndt.visualization.heatmaps import plot_correlation_heatmap, plot_layer_heatmap
@@ -109,7 +110,7 @@ def plot_results(
         raise ResultsFormatError(f"{path} holds no metric curves; run `ndt track` first")
     frame = results.to_frame()
     metrics = check_metrics(frame, metrics)
-    layers = select_layers(layer_order(frame), layers)
+    layers = match_layers(layer_order(frame), layers)
     run = run_name(path, results.provenance.checkpoint_dir if results.provenance else "")
     common = {"layers": layers, "run_name": run}
     jumps, transitions = results.jumps, results.transitions

@@ -2,7 +2,7 @@
 that ``ndt track DIR`` analyses with no other option.
 
 Checkpoints are ``step_XXXXXXXX.safetensors`` files with the step in the header metadata
-(`ndt.checkpoints.save_checkpoint`). Given a model spec, it also writes the ``ndt.toml``
+(`ndt.io.checkpoints.save_checkpoint`). Given a model spec, it also writes the ``ndt.toml``
 manifest (model factory and probe) beside them; a probe passed as tensors is saved there as
 ``probe.safetensors``. Activation snapshots go to ``activations_step_<step>.h5`` (gzip).
 """
@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ndt.checkpoints import SAFETENSORS_SUFFIX, Checkpoint, load_weights, read_state_dict
-from ndt.checkpoints import save_checkpoint as _save_checkpoint
 from ndt.errors import CheckpointError, NdtError
-from ndt.modelspec import ModelSpec, write_manifest
-from ndt.probe import Probe, save_probe
+from ndt.io.checkpoints import SAFETENSORS_SUFFIX, Checkpoint, load_weights, read_state_dict
+from ndt.io.checkpoints import save_checkpoint as _save_checkpoint
+from ndt.io.manifest import ModelSpec, write_manifest
+from ndt.io.probe import Probe, save_probe
 
 PROBE_NAME = "probe.safetensors"
 
@@ -39,7 +39,7 @@ class Phase2Checkpointer:
             ``checkpoint_dir/probe.safetensors``. Recorded in ``ndt.toml`` (needs `model_spec`).
 
     A factory `model_spec` is code that ``ndt track`` runs only with consent: after the
-    first save, run ``ndt trust CHECKPOINT_DIR`` once (or `ndt.trust.trust_folder`).
+    first save, run ``ndt trust CHECKPOINT_DIR`` once (or `ndt.models.trust.trust_folder`).
 
     Example:
         >>> checkpointer = Phase2Checkpointer("runs/mlp/ckpts", 100, model_spec="mlp",

@@ -1,8 +1,8 @@
 """The rows of a results file that `ndt track` is writing: the steps already there, the
 ones this run computes, and what other writers add meanwhile.
 
-Each `RunTable.write` holds the file's lock (`ndt.results_lock`) and appends the rows this
-run computed since its last write (`ndt.store.append_rows`), at the cost of those rows. When
+Each `RunTable.write` holds the file's lock (`ndt.io.results_lock`) and appends the rows this
+run computed since its last write (`ndt.io.store.append_rows`), at the cost of those rows. When
 the file cannot take them in place (a new, version-1 or full file, a new failure, the first
 write of ``--overwrite``) it rewrites the file whole with spare rows, after taking in the
 other writers' rows (all but this run's own) and their ``/jumps`` and metadata, so that
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ndt.checkpoints import Checkpoint, checkpoint_sha256
 from ndt.errors import ConfigMismatchError
-from ndt.results_lock import results_lock
-from ndt.store import (
+from ndt.io.checkpoints import Checkpoint, checkpoint_sha256
+from ndt.io.results_lock import results_lock
+from ndt.io.store import (
     Provenance,
     Results,
     append_rows,

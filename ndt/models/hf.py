@@ -23,26 +23,11 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from ndt.checkpoints import refuse_integer_weights
 from ndt.errors import ModelSpecError, WeightsMismatchError, describe
+from ndt.extras import import_transformers
+from ndt.io.checkpoints import refuse_integer_weights
 
 CONFIG_NAME = "config.json"
-INSTALL_HINT = "pip install 'ndt-replay[hf]'"
-
-
-def import_transformers() -> ModuleType:
-    """The transformers module.
-
-    Raises:
-        ModelSpecError: with the install command, when transformers is not installed.
-    """
-    try:
-        import transformers
-    except ImportError:
-        raise ModelSpecError(
-            f"Hugging Face checkpoints need the transformers package: {INSTALL_HINT}"
-        ) from None
-    return transformers
 
 
 def _is_hf_config(path: Path) -> bool:

@@ -18,8 +18,8 @@ import torch
 
 from ndt.core.rows import MASK_KEY
 from ndt.errors import ProbeError, describe
-from ndt.hf import import_transformers
-from ndt.probe import Probe
+from ndt.extras import import_transformers
+from ndt.io.probe import Probe
 
 TEXT_SUFFIXES = (".txt", ".tsv", ".csv", ".jsonl")
 

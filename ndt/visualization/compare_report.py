@@ -14,8 +14,8 @@ import numpy as np
 from ndt.visualization._style import new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ndt.analysis.comparison import LayerComparison
-    from ndt.compare import CompareReport
+    from ndt.analysis.layer_comparison import LayerComparison
+    from ndt.replay.compare import CompareReport
 
 _MAX_POINTS = 4000
 

@@ -20,6 +20,8 @@ import torch
 from ndt.errors import ProbeError, describe
 
 INPUTS_KEY = "inputs"
+#: Read as the inputs when a probe has no ``inputs``: a tokenizer's output saved as it is.
+INPUTS_ALIASES = ("input_ids",)
 LABELS_KEY = "labels"
 
 
@@ -115,10 +117,11 @@ def load_probe(path: str | Path) -> Probe:
         tensors = _map_tensors(path)
     except Exception as exc:
         raise ProbeError(f"cannot read probe {path}: {describe(exc)}") from exc
-    if INPUTS_KEY not in tensors:
+    key = next((k for k in (INPUTS_KEY, *INPUTS_ALIASES) if k in tensors), None)
+    if key is None:
         keys = ", ".join(sorted(tensors)) or "nothing"
-        raise ProbeError(f"probe {path} has no 'inputs' tensor (it holds {keys})")
-    inputs = tensors.pop(INPUTS_KEY)
+        raise ProbeError(f"probe {path} has no 'inputs' or 'input_ids' tensor (it holds {keys})")
+    inputs = tensors.pop(key)
     labels = tensors.pop(LABELS_KEY, None)
     for name, tensor in [(LABELS_KEY, labels), *tensors.items()]:
         if tensor is not None and (tensor.ndim == 0 or tensor.shape[0] != inputs.shape[0]):

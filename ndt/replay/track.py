@@ -1,7 +1,7 @@
 """`ndt track`'s loop: replay every checkpoint of a run and keep the results file current.
 
 Each checkpoint's rows are committed to the file as soon as they are computed (appended in
-place, `ndt.run_table`), so an interrupted run loses at most the checkpoint in flight, and a
+place, `ndt.replay.run_table`), so an interrupted run loses at most the checkpoint in flight, and a
 later run computes only the steps not in the file yet.
 """
 
@@ -18,16 +18,17 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ndt.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
 from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
 from ndt.core.rows import parse_tokens
-from ndt.distributed import Outcome, replay_run
 from ndt.errors import CheckpointError, NdtError
-from ndt.modelspec import ModelSpec, read_manifest
-from ndt.replay import FoldedSpectra, Folder, RunSetup, apply_weights, fold_probe, prepare_run
-from ndt.run_table import RunTable
-from ndt.shards import select_shard
-from ndt.store import Provenance, Results
+from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
+from ndt.io.manifest import ModelSpec, read_manifest
+from ndt.io.store import Provenance, Results
+from ndt.models.loading import apply_weights
+from ndt.replay.distributed import Outcome, replay_run
+from ndt.replay.engine import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
+from ndt.replay.run_table import RunTable
+from ndt.replay.shards import select_shard
 
 
 @dataclass
@@ -83,7 +84,7 @@ def plan_checkpoints(
     The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint.
 
     Raises:
-        CheckpointError: see `ndt.checkpoints.discover_checkpoints`.
+        CheckpointError: see `ndt.io.checkpoints.discover_checkpoints`.
     """
     if probe is None:
         manifest = read_manifest(ckpt_dir)
@@ -131,7 +132,7 @@ def track(
     Checkpoints already in `out` are skipped unless `overwrite` or they changed on disk
     since (then they are recomputed and listed in `TrackReport.changed`); each checkpoint's
     rows are committed to the file as soon as they are computed, so an interrupted run loses
-    at most the one in flight. Each write holds the file's lock (`ndt.results_lock`) and
+    at most the one in flight. Each write holds the file's lock (`ndt.io.results_lock`) and
     keeps what other writers added meanwhile (their rows, a new ``/jumps``), so concurrent
     runs on one file lose nothing. The forward passes run in `dtype` (float32 by default,
     whatever the checkpoints' dtype); `tokens` chooses the rows of sequence outputs (see
@@ -141,10 +142,10 @@ def track(
 
     Args:
         shard: ``(I, N)``: only the checkpoints whose position in step order (after `steps`
-            and `every`) is I modulo N (`ndt.shards`); `ndt merge` joins the shards' files.
+            and `every`) is I modulo N (`ndt.replay.shards`); `ndt merge` joins the shards' files.
         trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
         wait: Seconds to wait for another writer of `out` before giving up.
-        scheduler: Replay on a Dask cluster (`ndt.distributed`): ``local:N``,
+        scheduler: Replay on a Dask cluster (`ndt.replay.distributed`): ``local:N``,
             ``tcp://HOST:PORT`` or a scheduler file; this process writes `out`.
         threads: torch threads of each task on the cluster (default: for ``local:N`` the
             cores shared among the N workers). Without `scheduler`, unused: the caller sets
@@ -329,7 +330,7 @@ class _Loop:
         self.record(checkpoint)
 
     def commit(self, checkpoint: Checkpoint, name: str, outcome: Outcome) -> None:
-        """Record a task's result from the cluster (`ndt.distributed`) and write the file."""
+        """Record a task's result from the cluster (`ndt.replay.distributed`) and write the file."""
         if outcome.error:
             self.report.failures.append((name, outcome.error))
         else:

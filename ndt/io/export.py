@@ -13,7 +13,6 @@ then the scalars (``loss``, ``grad_norm``) when the run has them.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ndt.errors import NdtError
-from ndt.store import Results, read_results, write_results
+from ndt.io.json_text import to_json
+from ndt.io.store import Results, read_results, write_results
 
 ExportFormat = Literal["csv", "json"]
 FORMATS: tuple[str, ...] = ("csv", "json")
@@ -167,25 +167,6 @@ def export_to_csv(results: Mapping[str, pd.DataFrame], path: str | Path) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     tidy_table(results_from_frames(results)).to_csv(path, index=False)
     return path
-
-
-def json_ready(value: object) -> object:
-    """`value` with NaN and infinities as None, numpy scalars as Python ones, recursively,
-    so that ``json.dumps`` writes standard JSON."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
-def to_json(value: object, indent: int | None = 2) -> str:
-    """Standard JSON for `value` (see `json_ready`); other objects are written as strings."""
-    return json.dumps(json_ready(value), indent=indent, default=str)
 
 
 def _json_records(frame: pd.DataFrame) -> str:

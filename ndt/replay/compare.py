@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ndt.analysis.comparison import (
+from ndt.analysis.layer_comparison import (
     CHANGE_SCORE,
     CompareSettings,
     LayerComparison,
@@ -27,15 +27,16 @@ from ndt.analysis.comparison import (
     layer_to_dict,
     rank_layers,
 )
-from ndt.checkpoints import Checkpoint, discover_checkpoints
 from ndt.core.rows import channels_first_layers
 from ndt.errors import CheckpointError, NdtError, ProbeError, ResultsFormatError
-from ndt.export import to_json
-from ndt.modelspec import ModelSpec
-from ndt.probe import file_sha256
-from ndt.replay import capture_activations, load_checkpoint, prepare_run
-from ndt.store import Provenance, read_results
-from ndt.trust import require_consent
+from ndt.io.checkpoints import Checkpoint, discover_checkpoints
+from ndt.io.json_text import to_json
+from ndt.io.manifest import ModelSpec
+from ndt.io.probe import file_sha256
+from ndt.io.store import Provenance, read_results
+from ndt.models.loading import load_checkpoint
+from ndt.models.trust import require_consent
+from ndt.replay.engine import capture_activations, prepare_run
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ def compare_run(
         dead_threshold, top_k, n_components, n_clusters, seed, max_rows: See CompareSettings.
         save_activations: Write both checkpoints' activations to this HDF5 file.
         trust_code: Consent to build a model whose factory the provenance names (see
-            `ndt.trust`); zoo models and models the user trusted before need none.
+            `ndt.models.trust`); zoo models and models the user trusted before need none.
 
     Raises:
         NdtError: for bad steps, missing provenance, moved checkpoints or a changed probe.

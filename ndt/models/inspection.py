@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ndt.architectures import detect_architecture, select_layers
-from ndt.checkpoints import Checkpoint, read_state_dict
 from ndt.errors import ModelSpecError
-from ndt.modelspec import MANIFEST_NAME, ModelSpec, build_model, read_manifest
-from ndt.replay import apply_weights, run_model_spec
-from ndt.trust import require_consent
+from ndt.io.checkpoints import Checkpoint, read_state_dict
+from ndt.io.manifest import MANIFEST_NAME, ModelSpec, read_manifest
+from ndt.models.loading import apply_weights, run_model_spec
+from ndt.models.spec import build_model
+from ndt.models.trust import require_consent
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def list_layers(
         checkpoint: A checkpoint file to load strictly, to check that it fits.
         patterns: ``--layers`` globs; None uses the architecture's default selection.
         trust_code: Consent to run the code that ``ckpt_dir/ndt.toml`` names (see
-            `ndt.trust`); a `spec` given here needs none.
+            `ndt.models.trust`); a `spec` given here needs none.
 
     Raises:
         ModelSpecError: if no model is given or found; CheckpointError if it does not load;

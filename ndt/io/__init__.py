@@ -1,0 +1,1 @@
+"""What lives on disk: the results store and its lock, checkpoints, probes, exports."""

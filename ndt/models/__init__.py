@@ -1,0 +1,1 @@
+"""Models: specs, the zoo, Hugging Face loading, consent for code, layer inspection."""
