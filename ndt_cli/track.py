@@ -167,7 +167,12 @@ def track(
     shard_index = parse_shard(shard) if shard else None
     if dry_run:
         plan = plan_checkpoints(
-            ckpt_dir, probe=probe, steps=step_range, every=every, step_scale=step_scale
+            ckpt_dir,
+            probe=probe,
+            steps=step_range,
+            every=every,
+            step_scale=step_scale,
+            shard=shard_index,
         )
         _render_plan(plan, ckpt_dir, as_json)
         _warn_notes(plan.notes)

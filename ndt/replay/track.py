@@ -78,10 +78,12 @@ def plan_checkpoints(
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
     step_scale: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> CheckpointPlan:
     """The checkpoints of a run in step order, without building the model (``--dry-run``).
 
-    The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint.
+    The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint;
+    `shard` ``(I, N)`` keeps the positions ≡ I (mod N) (`ndt.replay.shards`).
 
     Raises:
         CheckpointError: see `ndt.io.checkpoints.discover_checkpoints`.
@@ -94,7 +96,7 @@ def plan_checkpoints(
         ckpt_dir, steps=steps, every=every, exclude=[probe] if probe else [],
         step_scale=step_scale, notes=notes,
     )  # fmt: skip
-    return CheckpointPlan(found, notes)
+    return CheckpointPlan(select_shard(found, shard), notes)
 
 
 ProgressCallback = Callable[[int, int, int], None]
@@ -168,9 +170,14 @@ def track(
         dtype=dtype,
     )
     plan = plan_checkpoints(
-        ckpt_dir, probe=setup.probe.path, steps=steps, every=every, step_scale=step_scale
+        ckpt_dir,
+        probe=setup.probe.path,
+        steps=steps,
+        every=every,
+        step_scale=step_scale,
+        shard=shard,
     )
-    checkpoints = select_shard(plan.checkpoints, shard)
+    checkpoints = plan.checkpoints
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command, tokens)
     out = Path(out)
     table = RunTable.start(out, provenance, overwrite, wait)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from conftest import assert_one_error
 
@@ -41,3 +43,9 @@ def test_merge_refusal_is_one_error_line(ndt, tiny_run, tmp_path):
 def test_bad_shard_is_one_error_line(ndt, tiny_run, tmp_path):
     result = ndt("track", tiny_run / "ckpts", "-o", tmp_path / "r.h5", "--shard", "2/2")
     assert_one_error(result, "--shard 2/2")
+
+
+def test_dry_run_lists_the_shard(ndt, tiny_run, tmp_path):
+    result = ndt("track", tiny_run / "ckpts", "--dry-run", "--json", "--shard", "1/2")
+    assert result.exit_code == 0, result.output
+    assert [row["step"] for row in json.loads(result.stdout)["checkpoints"]] == [10, 30]
