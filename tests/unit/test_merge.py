@@ -86,6 +86,8 @@ def test_merge_accepts_a_step_present_twice_with_equal_values_nan_included(tmp_p
         {"dormant_tau": 0.1},
         {"metrics": ("participation_ratio", "stable_rank")},
         {"layers": ("fc1", "fc2", "out")},
+        {"dtype": "bfloat16"},
+        {"tokens": "last"},
     ],
     ids=lambda change: next(iter(change)),
 )
