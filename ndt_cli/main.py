@@ -37,6 +37,7 @@ INTERRUPTED = 130
 # name -> (module, function), in the order of `ndt --help`: the pipeline first.
 COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("ndt_cli.track", "track"),
+    "merge": ("ndt_cli.merge", "merge"),
     "jumps": ("ndt_cli.jumps", "jumps"),
     "compare": ("ndt_cli.compare", "compare"),
     "plot": ("ndt_cli.plot", "plot"),
@@ -51,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # commands (a test holds each to its docstring).
 SUMMARIES: dict[str, str] = {
     "track": "Replay checkpoints on a fixed probe and record each layer's dimensionality per step.",
+    "merge": "Merge results files made with the same options into one, steps in order.",
     "jumps": "Find the transitions of a run: where its curves changed, and how far to trust it.",
     "compare": "Compare every layer before and after a transition: metrics, neurons, PCA, "
     "clusters, CKA.",

@@ -18,6 +18,7 @@ from ndt.models.loading import DTYPES
 from ndt.models.spec import model_spec
 from ndt.models.trust import remember_model
 from ndt.replay.allocator import return_large_blocks_to_os
+from ndt.replay.shards import parse_shard
 from ndt.replay.track import CheckpointPlan, TrackReport, plan_checkpoints
 from ndt.replay.track import track as run_track
 from ndt_cli._options import THREADS_MAX, real
@@ -89,14 +90,29 @@ def track(
             min=1,
             max=THREADS_MAX,
             help="CPU threads for the forward passes and the Gram updates (default: torch's, "
-            "usually one per core).",
+            "usually one per core); with --scheduler, per task (default for local:N: the "
+            "cores shared among the N workers).",
         ),
     ] = None,
     steps: Annotated[
         str | None,
         typer.Option(help="Only steps in START:STOP (inclusive; either side may be empty)."),
     ] = None,
-    every: Annotated[int, typer.Option(min=1, help="Keep every K-th checkpoint.")] = 1,
+    every: Annotated[int, typer.Option(help="Keep every K-th checkpoint.")] = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay on a Dask cluster: local:N (N worker processes here), "
+            "tcp://HOST:PORT or a scheduler FILE.json. Needs ndt-replay[distributed]."
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="I/N: only checkpoints whose position in step order is I mod N (one SLURM "
+            "array task each; join the files with `ndt merge`)."
+        ),
+    ] = None,
     step_scale: Annotated[
         int | None,
         typer.Option(
@@ -152,9 +168,15 @@ def track(
     """
     spec = model_spec(model, model_kwargs)
     step_range = parse_step_range(steps) if steps else None
+    shard_index = parse_shard(shard) if shard else None
     if dry_run:
         plan = plan_checkpoints(
-            ckpt_dir, probe=probe, steps=step_range, every=every, step_scale=step_scale
+            ckpt_dir,
+            probe=probe,
+            steps=step_range,
+            every=every,
+            step_scale=step_scale,
+            shard=shard_index,
         )
         _render_plan(plan, ckpt_dir, as_json)
         _warn_notes(plan.notes)
@@ -179,9 +201,10 @@ def track(
             ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
             metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
             batch_size=batch_size, device=device, dtype=dtype.value, tokens=tokens,
-            steps=step_range, every=every, step_scale=step_scale, overwrite=overwrite,
+            steps=step_range, every=every, step_scale=step_scale, shard=shard_index,
+            overwrite=overwrite,
             command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
-            trust_code=trust_code, wait=wait,
+            trust_code=trust_code, wait=wait, scheduler=scheduler, threads=threads,
         )  # fmt: skip
     if as_json:
         print_json(_summary(report))

@@ -43,7 +43,7 @@ _JUMP_ATTRS = {
     "method": "str", "fdr": "float", "n_tests": "int", "n_significant": "int",
     "expected_false_discoveries": "float", "n_curves": "int", "null_model": "str",
     "detector": "json-object", "tolerance": "int", "half_window": "int", "n_intervals": "int",
-    "n_transitions": "int", "largest_change": "json-list",
+    "n_transitions": "int", "largest_change": "json-numbers",
     # Written by ndt 0.1's surrogate null.
     "seed": "int", "n_surrogates": "int",
 }  # fmt: skip
@@ -98,6 +98,11 @@ def _check_attr(where: str, name: str, value: object, wanted: str) -> str | None
             return f"{where} attribute '{name}' is not a JSON list of strings"
         if wanted == "json-object" and not isinstance(parsed, dict):
             return f"{where} attribute '{name}' is not a JSON object"
+        if wanted == "json-numbers" and not (
+            isinstance(parsed, list)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in parsed)
+        ):
+            return f"{where} attribute '{name}' is not a JSON list of numbers"
         return None
     if not _fits(kind, wanted) and not (wanted == "bool" and kind == "int" and value in (0, 1)):
         return f"{where} attribute '{name}' is {kind}, expected {wanted}"
@@ -135,9 +140,11 @@ def _check_root(f: h5py.File, problems: list[str]) -> tuple[int | None, int | No
                 "expected int64 (n_steps,)"
             )
         else:
-            values = steps[()]
-            n_steps = values.size
-            if np.any(np.diff(values) <= 0):
+            n_steps = steps.shape[0]  # version 2: the row capacity; all row datasets share it
+            committed = _committed_rows(f, n_steps, problems)
+            values = steps[:committed]
+            # Version 2 appends rows: a step may come again (its last row counts).
+            if int(f.attrs.get("format_version", 1)) < 2 and np.any(np.diff(values) <= 0):
                 problems.append("/steps is not strictly increasing")
     layers = _dataset(f, "layers", problems)
     if layers is not None:
@@ -156,6 +163,17 @@ def _check_root(f: h5py.File, problems: list[str]) -> tuple[int | None, int | No
                 if len(set(names)) != n_layers:
                     problems.append("/layers names a layer twice")
     return n_steps, n_layers
+
+
+def _committed_rows(f: h5py.File, capacity: int, problems: list[str]) -> int:
+    """Version 2's ``n_rows`` (0 <= n_rows <= the row capacity); every row for version 1."""
+    if int(f.attrs.get("format_version", 1)) < 2:
+        return capacity
+    n_rows = f.attrs.get("n_rows")
+    if _attr_kind(n_rows) != "int" or not 0 <= int(n_rows) <= capacity:
+        problems.append(f"attribute n_rows is {n_rows!r}, expected an integer in 0..{capacity}")
+        return 0
+    return int(n_rows)
 
 
 def _text(value: object) -> str:

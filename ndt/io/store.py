@@ -1,23 +1,26 @@
 """The results file: an HDF5 store of per-layer metric curves, their provenance and jumps.
 
-Layout (format version 1, specified in docs/results-format.md)::
+Layout (format version 2, specified in docs/results-format.md)::
 
-    /                    attrs: format_version, ndt_version, created, kind="ndt-results"
-    /steps               int64   (n_steps,)
-    /layers              utf-8   (n_layers,)            model order
-    /metrics/<metric>    float64 (n_steps, n_layers)    NaN where not computed
-    /scalars/<name>      float64 (n_steps,)             optional: loss, grad_norm
-    /checkpoints/        table: step, file, size, mtime (optional; written by track)
-    /failures/           table: step, file, error       (optional; retried next run)
+    /                    attrs: format_version, ndt_version, created, kind="ndt-results",
+                                n_rows (committed rows of the row datasets)
+    /steps               int64   (rows,)                 one row per committed checkpoint
+    /layers              utf-8   (n_layers,)             model order
+    /metrics/<metric>    float64 (rows, n_layers)        NaN where not computed
+    /scalars/<name>      float64 (rows,)                 optional: loss, grad_norm
+    /checkpoints/        row table: step, file, size, mtime, sha256 (optional; by track)
+    /failures/           table: file, error               (optional; retried next run)
     /provenance          attrs: what changes the numbers (optional)
     /jumps/              table written by `ndt jumps`, run settings in its attrs (optional)
     /jumps/transitions/  table: the ranked transitions of that run (optional)
     /metadata            attrs: free-form user metadata (optional)
 
-Every write replaces the whole file atomically (write a temporary file beside it, then
-rename, `ndt.io.file_replace`), so an interrupted run leaves the previous complete file, never
-a torn one; and every writer holds the file's lock (`ndt.io.results_lock`) while it reads and
-writes, so two writers never lose each other's rows.
+`append_rows` adds one checkpoint's rows in place, at a cost proportional to those rows
+(`ndt.io.results_rows` says why a kill at any moment leaves a readable file); every other write
+replaces the whole file atomically (write a temporary file beside it, then rename,
+`ndt.io.file_replace`). Every writer holds the file's lock (`ndt.io.results_lock`) while it reads
+and writes, so two writers never lose each other's rows. Version-1 files (rows exactly
+``len(steps)``, no ``n_rows``) are read as well and rewritten as version 2 by the next write.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import errno
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,9 +42,18 @@ from ndt import __version__
 from ndt.errors import ResultsFormatError, describe
 from ndt.io.file_replace import replacing
 from ndt.io.results_lock import results_lock
+from ndt.io.results_rows import (
+    N_ROWS,
+    aligned,
+    fits,
+    last_per_step,
+    read_rows,
+    row_array,
+    write_rows,
+)
 from ndt.io.results_schema import violations
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KIND = "ndt-results"
 #: Columns of the ``/jumps`` table, in order (docs/results-format.md).
 JUMP_COLUMNS: tuple[str, ...] = (
@@ -150,14 +162,10 @@ def _write_table(group: h5py.Group, table: pd.DataFrame) -> None:
             group.create_dataset(column, data=values)
 
 
-def _read_table(group: h5py.Group) -> pd.DataFrame:
+def _read_table(group: h5py.Group, n_rows: int | None = None) -> pd.DataFrame:
+    """A table; for a row table, its first `n_rows` rows (the committed ones)."""
     columns = json.loads(group.attrs.get("columns", "[]")) or list(group)
-    data = {}
-    for column in columns:
-        dataset = group[column]
-        data[column] = (
-            dataset.asstr()[()] if h5py.check_string_dtype(dataset.dtype) else dataset[()]
-        )
+    data = {column: read_rows(group[column], n_rows) for column in columns}
     return pd.DataFrame(data, columns=columns)
 
 
@@ -184,13 +192,16 @@ def _write_error(exc: BaseException, path: Path) -> OSError:
     return OSError(code, os.strerror(code), str(path))
 
 
-def write_results(path: str | Path, results: Results, *, wait: float = 0.0) -> None:
+def write_results(
+    path: str | Path, results: Results, *, wait: float = 0.0, spare_rows: int = 0
+) -> None:
     """Write `results` to `path`, replacing the file atomically, under its write lock.
 
     Args:
         path: The results file; a symlink is written through.
-        results: What to write.
+        results: What to write; a step found twice keeps its last row.
         wait: Seconds to wait for another writer (see `ndt.io.results_lock`).
+        spare_rows: Rows to allocate beyond the results, for `append_rows` to fill.
 
     Raises:
         ResultsLockedError: if another process is writing `path`.
@@ -198,35 +209,45 @@ def write_results(path: str | Path, results: Results, *, wait: float = 0.0) -> N
             file, if any, is left as it was).
     """
     with results_lock(path, wait):
-        _write(path, results)
+        _write(path, results, spare_rows)
 
 
-def _write(path: str | Path, results: Results) -> None:
+def _write(path: str | Path, results: Results, spare_rows: int = 0) -> None:
     try:
-        _write_replacing(path, results)
+        _write_replacing(path, results, spare_rows)
     except (OSError, RuntimeError) as exc:
         raise _write_error(exc, Path(path)) from exc
 
 
-def _write_replacing(path: str | Path, results: Results) -> None:
+def _write_replacing(path: str | Path, results: Results, spare_rows: int) -> None:
+    order = last_per_step(np.asarray(results.steps, dtype=np.int64))
+    steps = np.asarray(results.steps, dtype=np.int64)[order]
+    capacity = len(steps) + spare_rows
     with replacing(path) as tmp_name:
-        with h5py.File(tmp_name, "w") as f:
+        with h5py.File(tmp_name, "w", locking=False) as f:
             f.attrs.update(
                 format_version=FORMAT_VERSION,
                 kind=KIND,
                 ndt_version=__version__,
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-            f.create_dataset("steps", data=np.asarray(results.steps, dtype=np.int64))
+            f.attrs[N_ROWS] = np.int64(len(steps))
+            write_rows(f, "steps", steps, capacity)
             f.create_dataset("layers", data=np.asarray(results.layers, dtype=object), dtype=_STR)
             metrics = f.create_group("metrics")
             metrics.attrs["order"] = json.dumps(list(results.metrics))
             for name, values in results.metrics.items():
-                metrics.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+                write_rows(metrics, name, np.asarray(values, dtype=np.float64)[order], capacity)
             scalars = f.create_group("scalars")
             for name, values in results.scalars.items():
-                scalars.create_dataset(name, data=np.asarray(values, dtype=np.float64))
-            for name in ("checkpoints", "failures", "jumps"):
+                write_rows(scalars, name, np.asarray(values, dtype=np.float64)[order], capacity)
+            if results.checkpoints is not None:
+                table = aligned(results.checkpoints, steps)
+                group = f.create_group("checkpoints")
+                group.attrs["columns"] = json.dumps(list(table.columns))
+                for column in table.columns:
+                    write_rows(group, column, table[column].to_numpy(), capacity)
+            for name in ("failures", "jumps"):
                 table = getattr(results, name)
                 if table is not None:
                     _write_table(f.create_group(name), table)
@@ -244,6 +265,91 @@ def _write_replacing(path: str | Path, results: Results) -> None:
             f.create_group("metadata").attrs.update(dict(results.metadata))
             f.flush()
             os.fsync(f.id.get_vfd_handle())
+
+
+def append_rows(
+    path: str | Path,
+    steps: Sequence[int],
+    metrics: Mapping[str, np.ndarray],
+    checkpoints: pd.DataFrame | None = None,
+    *,
+    wait: float = 0.0,
+) -> bool:
+    """Commit rows to the file in place, if it has room for them as they are.
+
+    The cost is that of the rows, whatever the size of the file. Rows are written into
+    allocated space and flushed, then the committed count ``n_rows`` is updated and flushed
+    (see `ndt.io.results_rows`). A step already in the file gets a new row, which wins.
+
+    Args:
+        path: A results file of this format version.
+        steps: The steps of the new rows, shape (k,).
+        metrics: Metric name -> values of shape (k, n_layers); exactly the file's metrics.
+        checkpoints: The new rows of the checkpoints table (the file's columns), or None.
+        wait: Seconds to wait for another writer.
+
+    Returns:
+        False, having written nothing, if the file does not exist, is of an older version,
+        lacks room for k rows, or differs in metrics, layers or columns: the caller then
+        rewrites it whole (`write_results` with spare rows).
+
+    Raises:
+        ResultsLockedError: if another process is writing `path`.
+    """
+    new_steps = np.asarray(steps, dtype=np.int64)
+    columns = {"steps": new_steps}
+    columns.update({f"metrics/{m}": np.asarray(v, dtype=np.float64) for m, v in metrics.items()})
+    if checkpoints is not None:
+        columns.update({f"checkpoints/{c}": row_array(checkpoints[c]) for c in checkpoints})
+    with results_lock(path, wait):
+        if not Path(path).exists():
+            return False
+        try:
+            return _append(path, new_steps, columns)
+        except (OSError, RuntimeError) as exc:
+            raise _write_error(exc, Path(path)) from exc
+
+
+def _append(path: str | Path, new_steps: np.ndarray, columns: dict[str, np.ndarray]) -> bool:
+    """Write the rows into the spare space, then the count (see `append_rows`)."""
+    with h5py.File(path, "r+", locking=False) as f:
+        if int(f.attrs.get("format_version", 0)) != FORMAT_VERSION or N_ROWS not in f.attrs:
+            return False
+        datasets = {name: f[name] for name in _row_datasets(f)}
+        start = int(f.attrs[N_ROWS])
+        stop = start + len(new_steps)
+        if not _can_append(datasets, columns, stop):
+            return False
+        for name, dataset in datasets.items():
+            # Rows past the count may hold an interrupted append: overwrite them all.
+            value = columns.get(name)
+            dataset[start:stop] = value if value is not None else dataset.fillvalue
+        f.flush()
+        # The rows reach the disk before the count that covers them; the count itself
+        # may be lost to a power cut, which only means computing those rows again.
+        os.fsync(f.id.get_vfd_handle())
+        f.attrs.modify(N_ROWS, np.int64(stop))
+    return True
+
+
+def _row_datasets(f: h5py.File) -> list[str]:
+    names = ["steps"]
+    for group in ("metrics", "scalars", "checkpoints"):
+        if group in f:
+            names += [f"{group}/{name}" for name in f[group]]
+    return names
+
+
+def _can_append(
+    datasets: Mapping[str, h5py.Dataset], columns: Mapping[str, np.ndarray], n_rows: int
+) -> bool:
+    """Whether the row datasets can hold `n_rows` rows, the new ones being `columns`."""
+    if sorted(n for n in datasets if not n.startswith("scalars/")) != sorted(columns):
+        return False
+    capacity = datasets["steps"].shape[0]
+    if any(dataset.shape[0] != capacity for dataset in datasets.values()):
+        return False
+    return n_rows <= capacity and all(fits(datasets[n], v) for n, v in columns.items())
 
 
 def _read_provenance(group: h5py.Group) -> Provenance:
@@ -267,26 +373,15 @@ def _open(path: Path) -> h5py.File:
     if path.is_dir():
         raise ResultsFormatError(f"{path} is a folder, not a results file")
     try:
-        handle = h5py.File(path, "r")
+        # No HDF5 file lock: a writer may be appending (under ndt's own lock, which readers
+        # never need, see `ndt.io.results_rows`).
+        handle = h5py.File(path, "r", locking=False)
     except OSError as exc:
         if isinstance(exc, PermissionError):  # h5py puts its own text where the cause goes
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path)) from exc
         raise ResultsFormatError(f"{path} is not an HDF5 file") from None
     try:
-        version = handle.attrs.get("format_version")
-        if version is None:
-            raise ResultsFormatError(f"{path} is not an ndt results file (no format_version)")
-        if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
-            shown = version.item() if isinstance(version, np.generic) else version
-            raise ResultsFormatError(
-                f"{path} has format_version {shown!r} ({type(version).__name__}); "
-                "expected an integer (see docs/results-format.md)"
-            )
-        if int(version) > FORMAT_VERSION:
-            raise ResultsFormatError(
-                f"{path} has format version {int(version)}; this ndt reads up to "
-                f"{FORMAT_VERSION} (upgrade ndt)"
-            )
+        _check_version(path, handle.attrs.get("format_version"))
         problems = violations(handle)
     except ResultsFormatError:
         handle.close()
@@ -304,8 +399,50 @@ def _open(path: Path) -> h5py.File:
     return handle
 
 
+def _check_version(path: Path, version: object) -> None:
+    if version is None:
+        raise ResultsFormatError(f"{path} is not an ndt results file (no format_version)")
+    if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
+        shown = version.item() if isinstance(version, np.generic) else version
+        raise ResultsFormatError(
+            f"{path} has format_version {shown!r} ({type(version).__name__}); "
+            "expected an integer (see docs/results-format.md)"
+        )
+    if int(version) > FORMAT_VERSION:
+        raise ResultsFormatError(
+            f"{path} has format version {int(version)}; this ndt reads up to "
+            f"{FORMAT_VERSION} (upgrade ndt)"
+        )
+    if int(version) < 1:
+        raise ResultsFormatError(
+            f"{path} has format version {int(version)}; this ndt reads versions 1 to "
+            f"{FORMAT_VERSION}"
+        )
+
+
+def _committed(path: Path, f: h5py.File) -> int:
+    """How many rows the row datasets hold (version 1: all of them)."""
+    n_steps = f["steps"].shape[0]
+    if int(f.attrs["format_version"]) < 2:
+        return n_steps
+    n_rows = int(f.attrs.get(N_ROWS, -1))
+    if not 0 <= n_rows <= n_steps:
+        raise ResultsFormatError(
+            f"{path} has n_rows={n_rows} but room for {n_steps} rows; it is damaged"
+        )
+    return n_rows
+
+
+def read_provenance(path: str | Path) -> Provenance | None:
+    """Only the provenance of a results file (None if it has none); reads no rows."""
+    path = Path(path)
+    with _open(path) as f:
+        return _read_provenance(f["provenance"]) if "provenance" in f else None
+
+
 def read_results(path: str | Path) -> Results:
-    """Read a whole results file, checked against docs/results-format.md.
+    """Read a whole results file (its committed rows, one per step, steps increasing),
+    checked against docs/results-format.md.
 
     Raises:
         ResultsFormatError: if the file is missing, not HDF5, not an ndt results file, of a
@@ -315,21 +452,35 @@ def read_results(path: str | Path) -> Results:
     path = Path(path)
     with _open(path) as f:
         try:
-            return _read_checked(f)
+            return _read_checked(path, f)
+        except ResultsFormatError:
+            raise
         except Exception as exc:  # h5py raises several types for a damaged file
             raise ResultsFormatError(f"cannot read {path}: {describe(exc)}") from exc
 
 
-def _read_checked(f: h5py.File) -> Results:
-    steps = f["steps"][()].astype(np.int64)
-    layers = list(f["layers"].asstr()[()])
-    group = f["metrics"]
-    order = json.loads(group.attrs.get("order", "[]")) or sorted(group)
-    metrics = {name: group[name][()].astype(np.float64) for name in order if name in group}
-    results = Results(steps=steps, layers=layers, metrics=metrics)
+def _read_checked(path: Path, f: h5py.File) -> Results:
+    try:
+        n_rows = _committed(path, f)
+        steps = f["steps"][:n_rows].astype(np.int64)
+        order = last_per_step(steps)
+        layers = list(f["layers"].asstr()[()])
+        group = f["metrics"]
+        names = json.loads(group.attrs.get("order", "[]")) or sorted(group)
+        metrics = {name: group[name][:n_rows][order] for name in names if name in group}
+    except KeyError as exc:
+        raise ResultsFormatError(f"{path} lacks a required dataset: {exc}") from None
+    metrics = {name: values.astype(np.float64) for name, values in metrics.items()}
+    results = Results(steps=steps[order], layers=layers, metrics=metrics)
     if "scalars" in f:
-        results.scalars = {name: f["scalars"][name][()] for name in f["scalars"]}
-    for name in ("checkpoints", "failures", "jumps"):
+        results.scalars = {k: v[:n_rows][order] for k, v in f["scalars"].items()}
+    if "checkpoints" in f:
+        table = _read_table(f["checkpoints"], n_rows)
+        # Version 1 tables need not have one row per step.
+        results.checkpoints = (
+            table.iloc[order].reset_index(drop=True) if len(table) == n_rows else table
+        )
+    for name in ("failures", "jumps"):
         if name in f:
             setattr(results, name, _read_table(f[name]))
     if "jumps" in f:

@@ -1,9 +1,12 @@
 """The rows of a results file that `ndt track` is writing: the steps already there, the
 ones this run computes, and what other writers add meanwhile.
 
-Each `RunTable.write` holds the file's lock (`ndt.io.results_lock`) and, if the file changed
-since this run last wrote it, first takes in the other writers' rows (all but this run's
-own) and their ``/jumps`` and metadata, so that concurrent writers lose nothing.
+Each `RunTable.write` holds the file's lock (`ndt.io.results_lock`) and appends the rows this
+run computed since its last write (`ndt.io.store.append_rows`), at the cost of those rows. When
+the file cannot take them in place (a new, version-1 or full file, a new failure, the first
+write of ``--overwrite``) it rewrites the file whole with spare rows, after taking in the
+other writers' rows (all but this run's own) and their ``/jumps`` and metadata, so that
+concurrent writers lose nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,19 @@ import pandas as pd
 from ndt.errors import ConfigMismatchError
 from ndt.io.checkpoints import Checkpoint, checkpoint_sha256
 from ndt.io.results_lock import results_lock
-from ndt.io.store import Provenance, Results, read_results, write_results
+from ndt.io.store import (
+    Provenance,
+    Results,
+    append_rows,
+    read_provenance,
+    read_results,
+    write_results,
+)
+
+#: Spare rows of a rewrite, as a fraction of its rows (at least `MIN_SPARE_ROWS`): rewrites
+#: get rarer as the file grows, so their total cost stays proportional to the rows.
+SPARE_FRACTION = 1.0
+MIN_SPARE_ROWS = 16
 
 
 class RunTable:
@@ -42,6 +57,9 @@ class RunTable:
         # The file as this run last saw it (None: absent); what differs was written by others.
         self.seen: tuple[int, ...] | None = None
         self.replace_next = False  # --overwrite: the first write ignores what is there
+        self.unwritten: list[int] = []  # own steps not in the file yet
+        self.written_failures: list[tuple[str, str]] = []
+        self.spare = False  # this run wrote the file, which may have spare rows
         if base is not None:
             self._adopt(base)
 
@@ -106,17 +124,62 @@ class RunTable:
         self.rows[checkpoint.step] = values
         self.files[checkpoint.step] = (name, checkpoint.size, checkpoint.mtime, digest)
         self.own.add(checkpoint.step)
+        self.unwritten.append(checkpoint.step)
 
     def write(self) -> None:
-        """Write the file under its lock, after taking in what other writers added."""
+        """Commit this run's new rows under the file's lock: append them, or rewrite the file
+        whole (with spare rows) after taking in what other writers added."""
         with results_lock(self.out, self.wait):
-            current = _signature(self.out)
-            if not self.replace_next and current is not None and current != self.seen:
-                existing = read_results(self.out)
-                _check_comparable(self.out, existing, self.provenance, meanwhile=True)
-                self._adopt(existing)
+            if self.failures == self.written_failures and not self.replace_next:
+                if not self.unwritten:
+                    return
+                if self.out.exists() and self._append():
+                    self._committed()
+                    return
+            self._take_in_others()
+            spare = max(MIN_SPARE_ROWS, int(SPARE_FRACTION * len(self.rows)))
+            write_results(self.out, self.results(), spare_rows=spare)
+            self._committed()
+
+    def finish(self) -> None:
+        """Rewrite the file without spare rows, if this run left some (once per run)."""
+        if not self.spare:
+            return
+        with results_lock(self.out, self.wait):
+            self._take_in_others()
             write_results(self.out, self.results())
-            self.seen, self.replace_next = _signature(self.out), False
+            self.seen, self.spare = _signature(self.out), False
+
+    def _append(self) -> bool:
+        if _signature(self.out) != self.seen:
+            _check_provenance(self.out, read_provenance(self.out), self.provenance, True)
+        steps = self.unwritten
+        names = self.provenance.metrics
+        files = [self.files[s] for s in steps]
+        table = pd.DataFrame(
+            {
+                "step": np.asarray(steps, dtype=np.int64),
+                "file": [f[0] for f in files],
+                "size": np.asarray([f[1] for f in files], dtype=np.int64),
+                "mtime": np.asarray([f[2] for f in files], dtype=np.float64),
+                "sha256": [f[3] for f in files],
+            }
+        )
+        stacked = np.stack([self.rows[s] for s in steps], axis=1)
+        metrics = {m: stacked[i] for i, m in enumerate(names)}
+        return append_rows(self.out, steps, metrics, table, wait=self.wait)
+
+    def _take_in_others(self) -> None:
+        """Take in the file's rows of other writers (unless --overwrite's first write)."""
+        if not self.replace_next and self.out.exists():
+            existing = read_results(self.out)
+            _check_comparable(self.out, existing, self.provenance, meanwhile=True)
+            self._adopt(existing)
+
+    def _committed(self) -> None:
+        self.seen, self.replace_next = _signature(self.out), False
+        self.unwritten, self.written_failures = [], list(self.failures)
+        self.spare = True
 
     def results(self) -> Results:
         """The table as a `Results`, steps in increasing order."""
@@ -166,12 +229,18 @@ def _signature(path: Path) -> tuple[int, ...] | None:
 def _check_comparable(
     out: Path, existing: Results, provenance: Provenance, meanwhile: bool = False
 ) -> None:
+    _check_provenance(out, existing.provenance, provenance, meanwhile)
+
+
+def _check_provenance(
+    out: Path, recorded_provenance: Provenance | None, provenance: Provenance, meanwhile: bool
+) -> None:
     when = " by another process during this run" if meanwhile else ""
-    if existing.provenance is None:
+    if recorded_provenance is None:
         raise ConfigMismatchError(
             f"{out} holds results without provenance{when}; use --overwrite or another --out"
         )
-    recorded, wanted = existing.provenance.comparable(), provenance.comparable()
+    recorded, wanted = recorded_provenance.comparable(), provenance.comparable()
     differing = [key for key in wanted if recorded.get(key) != wanted[key]]
     if differing:
         key = differing[0]

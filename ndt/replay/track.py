@@ -1,7 +1,8 @@
 """`ndt track`'s loop: replay every checkpoint of a run and keep the results file current.
 
-The file is rewritten atomically after each checkpoint, so an interrupted run loses at most
-the checkpoint in flight, and a later run computes only the steps not in the file yet.
+Each checkpoint's rows are committed to the file as soon as they are computed (appended in
+place, `ndt.replay.run_table`), so an interrupted run loses at most the checkpoint in flight, and a
+later run computes only the steps not in the file yet.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoin
 from ndt.io.manifest import ModelSpec, read_manifest
 from ndt.io.store import Provenance, Results
 from ndt.models.loading import apply_weights
+from ndt.replay.distributed import Outcome, replay_run
 from ndt.replay.engine import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
 from ndt.replay.run_table import RunTable
+from ndt.replay.shards import select_shard
 
 
 @dataclass
@@ -75,10 +78,12 @@ def plan_checkpoints(
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
     step_scale: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> CheckpointPlan:
     """The checkpoints of a run in step order, without building the model (``--dry-run``).
 
-    The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint.
+    The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint;
+    `shard` ``(I, N)`` keeps the positions ≡ I (mod N) (`ndt.replay.shards`).
 
     Raises:
         CheckpointError: see `ndt.io.checkpoints.discover_checkpoints`.
@@ -91,7 +96,7 @@ def plan_checkpoints(
         ckpt_dir, steps=steps, every=every, exclude=[probe] if probe else [],
         step_scale=step_scale, notes=notes,
     )  # fmt: skip
-    return CheckpointPlan(found, notes)
+    return CheckpointPlan(select_shard(found, shard), notes)
 
 
 ProgressCallback = Callable[[int, int, int], None]
@@ -114,29 +119,39 @@ def track(
     tokens: str = "all",
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
+    shard: tuple[int, int] | None = None,
     step_scale: int | None = None,
     overwrite: bool = False,
     command: str = "",
     progress: ProgressCallback | None = None,
     trust_code: bool = False,
     wait: float = 0.0,
+    scheduler: str | None = None,
+    threads: int | None = None,
 ) -> TrackReport:
     """Replay every checkpoint in `ckpt_dir` on the probe and write the curves to `out`.
 
     Checkpoints already in `out` are skipped unless `overwrite` or they changed on disk
-    since (then they are recomputed and listed in `TrackReport.changed`); the file is
-    rewritten atomically after each checkpoint, so an interrupted run loses at most the one
-    in flight. Each write holds the file's lock (`ndt.io.results_lock`) and first takes in what
-    other writers added meanwhile (their rows, a new ``/jumps``), so concurrent runs on one
-    file lose nothing. The forward passes run in `dtype` (float32 by default, whatever the
-    checkpoints' dtype); `tokens` chooses the rows of sequence outputs (see
+    since (then they are recomputed and listed in `TrackReport.changed`); each checkpoint's
+    rows are committed to the file as soon as they are computed, so an interrupted run loses
+    at most the one in flight. Each write holds the file's lock (`ndt.io.results_lock`) and
+    keeps what other writers added meanwhile (their rows, a new ``/jumps``), so concurrent
+    runs on one file lose nothing. The forward passes run in `dtype` (float32 by default,
+    whatever the checkpoints' dtype); `tokens` chooses the rows of sequence outputs (see
     `ndt.core.rows`). A checkpoint that cannot be read is reported in
     `TrackReport.failures` and retried by the next run; one whose tensors do not fit the
     model stops the run.
 
     Args:
+        shard: ``(I, N)``: only the checkpoints whose position in step order (after `steps`
+            and `every`) is I modulo N (`ndt.replay.shards`); `ndt merge` joins the shards' files.
         trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
         wait: Seconds to wait for another writer of `out` before giving up.
+        scheduler: Replay on a Dask cluster (`ndt.replay.distributed`): ``local:N``,
+            ``tcp://HOST:PORT`` or a scheduler file; this process writes `out`.
+        threads: torch threads of each task on the cluster (default: for ``local:N`` the
+            cores shared among the N workers). Without `scheduler`, unused: the caller sets
+            ``torch.set_num_threads``.
 
     Raises:
         NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
@@ -155,7 +170,12 @@ def track(
         dtype=dtype,
     )
     plan = plan_checkpoints(
-        ckpt_dir, probe=setup.probe.path, steps=steps, every=every, step_scale=step_scale
+        ckpt_dir,
+        probe=setup.probe.path,
+        steps=steps,
+        every=every,
+        step_scale=step_scale,
+        shard=shard,
     )
     checkpoints = plan.checkpoints
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command, tokens)
@@ -166,6 +186,14 @@ def track(
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
     loop = _Loop(table, report, out, progress, len(todo))
+    if scheduler is not None:
+        for checkpoint, outcome in replay_run(
+            scheduler, setup, todo, ckpt_dir=ckpt_dir, threads=threads, metrics=metrics,
+            center=center, dormant_tau=dormant_tau, batch_size=batch_size, device=device,
+            dtype=dtype, tokens=tokens,
+        ):  # fmt: skip
+            loop.commit(checkpoint, _relative_name(checkpoint, ckpt_dir), outcome)
+        return _finished(table, report, loop)
     with (
         # numpy's BLAS (the Gram updates) gets the threads torch was given, no more.
         threadpool_limits(torch.get_num_threads(), user_api="blas"),
@@ -211,12 +239,18 @@ def track(
                 loop.settle()
                 # The last layers may still be folding: the solver waits for them, so the
                 # next checkpoint's forward pass starts now.
-                solving = solver.submit(_solve, folded, metrics, dormant_tau)
+                solving = solver.submit(solve_metrics, folded, metrics, dormant_tau)
                 loop.pending = (checkpoint, name, digest, solving)
         finally:
             # Keep the checkpoint whose decomposition is in flight, even when stopping early.
             loop.settle(quietly=True)
+    return _finished(table, report, loop)
+
+
+def _finished(table: RunTable, report: TrackReport, loop: _Loop) -> TrackReport:
+    table.finish()
     report.results = table.results()
+    report.computed.sort()
     report.timings["wall"] = time.perf_counter() - loop.started
     return report
 
@@ -254,7 +288,7 @@ def _provenance(
     )
 
 
-def _solve(
+def solve_metrics(
     folded: FoldedSpectra, metrics: Sequence[str], dormant_tau: float
 ) -> tuple[np.ndarray, list[str], float]:
     """Metrics of one checkpoint, shape (n_metrics, n_layers); the layers whose activations
@@ -300,6 +334,18 @@ class _Loop:
         self.report.non_finite += [(checkpoint.step, layer) for layer in broken]
         self.table.add(checkpoint, name, values, digest)
         self.report.computed.append(checkpoint.step)
+        self.record(checkpoint)
+
+    def commit(self, checkpoint: Checkpoint, name: str, outcome: Outcome) -> None:
+        """Record a task's result from the cluster (`ndt.replay.distributed`) and write the file."""
+        if outcome.error:
+            self.report.failures.append((name, outcome.error))
+        else:
+            for key, seconds in outcome.timings.items():
+                self.report.timings[key] += seconds
+            self.report.non_finite += [(checkpoint.step, layer) for layer in outcome.broken]
+            self.table.add(checkpoint, name, outcome.values, outcome.digest)
+            self.report.computed.append(checkpoint.step)
         self.record(checkpoint)
 
     def record(self, checkpoint: Checkpoint) -> None:
