@@ -1,8 +1,11 @@
 """Exceptions the library raises for problems a user can fix."""
 
 
-class NdtError(Exception):
-    """Base class: a message that names what failed and what to do next."""
+class NdtError(ValueError):
+    """Base class: a message that names what failed and what to do next.
+
+    A ValueError, so that code written against the reference library catches it.
+    """
 
 
 class CheckpointError(NdtError):

@@ -1,8 +1,10 @@
 """Dimensionality metrics: each one a pure function of a layer's `Spectrum`, listed in METRICS.
 
-The public functions (`stable_rank`, ...) also accept an activation tensor or array, as the
-reference API does; it is turned into a spectrum first (centred by default, like
-``ndt track``). With lambda_i the eigenvalues of A^T A and sigma_i = sqrt(lambda_i):
+The public functions (`stable_rank`, ...) also accept an activation matrix (n_samples,
+n_features), as the reference API does; it is turned into a spectrum first (by a float64
+SVD, centred by default like ``ndt track``). ``definitions="ndtracker"`` reproduces the
+ndtracker package instead: uncentred, and a participation ratio on the singular values.
+With lambda_i the eigenvalues of A^T A and sigma_i = sqrt(lambda_i):
 
 - stable_rank          = sum(lambda) / max(lambda)
 - participation_ratio  = sum(lambda)**2 / sum(lambda**2)
@@ -17,11 +19,13 @@ A degenerate spectrum (all zero) gives NaN for the ratios; see docs/metrics.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
 
-from ndt.core.spectrum import Spectrum, compute_spectrum
+from ndt.core.spectrum import Spectrum
+from ndt.errors import NdtError
 
 SpectrumLike = Spectrum | torch.Tensor | np.ndarray
 
@@ -29,9 +33,70 @@ SpectrumLike = Spectrum | torch.Tensor | np.ndarray
 _ENERGY_RTOL = 1e-12
 
 
-def as_spectrum(x: SpectrumLike, *, center: bool = True) -> Spectrum:
-    """Return `x` if it is a Spectrum, else the spectrum of the activation `x`."""
-    return x if isinstance(x, Spectrum) else compute_spectrum(x, center=center)
+Definitions = Literal["ndt", "ndtracker"]
+DEFINITIONS: tuple[str, ...] = ("ndt", "ndtracker")
+
+
+def check_definitions(definitions: str) -> str:
+    """Return `definitions` if it is "ndt" or "ndtracker", else raise NdtError."""
+    if definitions not in DEFINITIONS:
+        raise NdtError(f"unknown definitions '{definitions}'; choose ndt or ndtracker")
+    return definitions
+
+
+def as_spectrum(
+    x: SpectrumLike, *, center: bool | None = None, definitions: Definitions = "ndt"
+) -> Spectrum:
+    """Return `x` if it is a Spectrum, else the spectrum of the activation matrix `x`.
+
+    Args:
+        x: A Spectrum, or an activation matrix (n_samples, n_features) as a torch tensor or
+            numpy array.
+        center: Centre over samples first; None takes the definitions' choice (ndt: yes,
+            ndtracker: no).
+        definitions: "ndt" or "ndtracker" (see docs/metrics.md).
+
+    Raises:
+        NdtError (a ValueError): if the matrix is not 2-D, is empty, holds NaN or Inf, or
+            its SVD fails.
+    """
+    if isinstance(x, Spectrum):
+        return x
+    check_definitions(definitions)
+    if center is None:
+        center = definitions == "ndt"
+    return _matrix_spectrum(x, center=center)
+
+
+def _matrix_spectrum(x: torch.Tensor | np.ndarray, *, center: bool) -> Spectrum:
+    """The spectrum of a 2-D matrix from its float64 singular values."""
+    matrix = torch.as_tensor(x)
+    if matrix.ndim != 2:
+        raise NdtError(f"Expected 2D matrix, got {matrix.ndim}D of shape {tuple(matrix.shape)}")
+    if matrix.numel() == 0:
+        raise NdtError(
+            f"Expected a non-empty matrix, got shape {tuple(matrix.shape)}: "
+            "there are no singular values"
+        )
+    matrix = matrix.detach().to(torch.float64)
+    if not torch.isfinite(matrix).all():
+        raise NdtError("Matrix contains NaN or Inf values; check the activations")
+    activity = matrix.abs().mean(0).cpu().numpy()
+    if center:
+        matrix = matrix - matrix.mean(0)
+    try:
+        sigma = torch.linalg.svd(matrix, full_matrices=False)[1].cpu().numpy()
+    except RuntimeError as exc:
+        raise NdtError(f"SVD computation failed: {exc}") from exc
+    values = np.square(sigma)
+    # As for the Gram route: round-off on the null space is zeroed (see `_eigenvalues`).
+    floor = values[0] * max(matrix.shape) * np.finfo(np.float64).eps if values.size else 0.0
+    return Spectrum(
+        eigenvalues=np.where(values > floor, values, 0.0),
+        unit_activity=activity,
+        n_samples=int(matrix.shape[0]),
+        n_features=int(matrix.shape[1]),
+    )
 
 
 def _positive(spectrum: Spectrum) -> np.ndarray | None:
@@ -54,12 +119,21 @@ def _participation_ratio(spectrum: Spectrum) -> float:
     return float(scaled.sum() ** 2 / np.square(scaled).sum())
 
 
-def _cumulative_energy_90(spectrum: Spectrum) -> float:
+def _sigma_participation_ratio(spectrum: Spectrum) -> float:
+    """ndtracker's participation ratio: (sum sigma)^2 / sum sigma^2."""
+    values = _positive(spectrum)
+    if values is None:
+        return float("nan")
+    sigma = np.sqrt(values / values[0])
+    return float(sigma.sum() ** 2 / np.square(sigma).sum())
+
+
+def _cumulative_energy_90(spectrum: Spectrum, threshold: float = 0.9) -> float:
     values = _positive(spectrum)
     if values is None:
         return float("nan")
     energy = np.cumsum(values)
-    target = 0.9 * energy[-1] * (1 - _ENERGY_RTOL)
+    target = threshold * energy[-1] * (1 - _ENERGY_RTOL)
     return float(np.searchsorted(energy, target, side="left") + 1)
 
 
@@ -111,7 +185,11 @@ def validate_metrics(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def compute_metrics(
-    spectrum: Spectrum, names: Iterable[str] = DEFAULT_METRICS, *, dormant_tau: float = 0.0
+    spectrum: Spectrum,
+    names: Iterable[str] = DEFAULT_METRICS,
+    *,
+    dormant_tau: float = 0.0,
+    definitions: Definitions = "ndt",
 ) -> dict[str, float]:
     """Evaluate the named metrics on one spectrum.
 
@@ -119,46 +197,107 @@ def compute_metrics(
         spectrum: A layer's spectrum.
         names: Keys of METRICS.
         dormant_tau: Threshold tau of ``dormant_fraction`` (0 means "never active").
+        definitions: "ndtracker" takes the sigma-based participation ratio.
     """
     values = {}
+    sigma_pr = check_definitions(definitions) == "ndtracker"
     for name in validate_metrics(names):
         if name == "dormant_fraction":
             values[name] = _dormant_fraction(spectrum, dormant_tau)
+        elif name == "participation_ratio" and sigma_pr:
+            values[name] = _sigma_participation_ratio(spectrum)
         else:
             values[name] = METRICS[name](spectrum)
     return values
 
 
+class AllMetrics(NamedTuple):
+    """The four metrics of the reference API, in its order (unpacks as four values)."""
+
+    stable_rank: float
+    participation_ratio: float
+    cumulative_energy_90: int | float
+    nuclear_norm_ratio: float
+
+
 def compute_all_metrics(
-    x: SpectrumLike, *, center: bool = True, dormant_tau: float = 0.0
-) -> dict[str, float]:
-    """Every metric of `x` (a Spectrum or an activation), from one spectrum."""
-    return compute_metrics(as_spectrum(x, center=center), DEFAULT_METRICS, dormant_tau=dormant_tau)
+    x: SpectrumLike, *, center: bool | None = None, definitions: Definitions = "ndt"
+) -> AllMetrics:
+    """Stable rank, participation ratio, cumulative energy 90 % and nuclear-norm ratio of
+    `x` (a Spectrum or an activation matrix (n_samples, n_features)), from one spectrum.
+
+    For every metric as a dict, use ``compute_metrics(as_spectrum(x))``. The cumulative
+    energy is an int (NaN for a degenerate spectrum).
+    """
+    spectrum = as_spectrum(x, center=center, definitions=definitions)
+    values = compute_metrics(spectrum, _REFERENCE_FOUR, definitions=definitions)
+    values["cumulative_energy_90"] = _count(values["cumulative_energy_90"])
+    return AllMetrics(**values)
 
 
-def stable_rank(x: SpectrumLike, *, center: bool = True) -> float:
+_REFERENCE_FOUR = (
+    "stable_rank",
+    "participation_ratio",
+    "cumulative_energy_90",
+    "nuclear_norm_ratio",
+)
+
+
+def _count(value: float) -> int | float:
+    return int(value) if np.isfinite(value) else value
+
+
+def stable_rank(
+    x: SpectrumLike, *, center: bool | None = None, definitions: Definitions = "ndt"
+) -> float:
     """Sum of eigenvalues over the largest: how many directions carry the top one's energy."""
-    return _stable_rank(as_spectrum(x, center=center))
+    return _stable_rank(as_spectrum(x, center=center, definitions=definitions))
 
 
-def participation_ratio(x: SpectrumLike, *, center: bool = True) -> float:
-    """(sum lambda)^2 / sum lambda^2: the number of equally strong directions it equals."""
-    return _participation_ratio(as_spectrum(x, center=center))
+def participation_ratio(
+    x: SpectrumLike, *, center: bool | None = None, definitions: Definitions = "ndt"
+) -> float:
+    """(sum lambda)^2 / sum lambda^2: the number of equally strong directions it equals.
+
+    With ``definitions="ndtracker"``: (sum sigma)^2 / sum sigma^2 on uncentred activations.
+    """
+    spectrum = as_spectrum(x, center=center, definitions=definitions)
+    if definitions == "ndtracker":
+        return _sigma_participation_ratio(spectrum)
+    return _participation_ratio(spectrum)
 
 
-def cumulative_energy_90(x: SpectrumLike, *, center: bool = True) -> float:
-    """Smallest number of leading directions holding 90 % of the energy."""
-    return _cumulative_energy_90(as_spectrum(x, center=center))
+def cumulative_energy_90(
+    x: SpectrumLike,
+    threshold: float = 0.9,
+    *,
+    center: bool | None = None,
+    definitions: Definitions = "ndt",
+) -> int | float:
+    """Smallest number of leading directions holding `threshold` of the energy (an int;
+    NaN for a degenerate spectrum).
+
+    Raises:
+        NdtError (a ValueError): if `threshold` is not in (0, 1].
+    """
+    if not 0 < threshold <= 1:
+        raise NdtError(f"Threshold must be in (0, 1], got {threshold}")
+    spectrum = as_spectrum(x, center=center, definitions=definitions)
+    return _count(_cumulative_energy_90(spectrum, threshold))
 
 
-def nuclear_norm_ratio(x: SpectrumLike, *, center: bool = True) -> float:
+def nuclear_norm_ratio(
+    x: SpectrumLike, *, center: bool | None = None, definitions: Definitions = "ndt"
+) -> float:
     """Sum of singular values over the largest one."""
-    return _nuclear_norm_ratio(as_spectrum(x, center=center))
+    return _nuclear_norm_ratio(as_spectrum(x, center=center, definitions=definitions))
 
 
-def effective_rank(x: SpectrumLike, *, center: bool = True) -> float:
+def effective_rank(
+    x: SpectrumLike, *, center: bool | None = None, definitions: Definitions = "ndt"
+) -> float:
     """exp of the entropy of the normalised singular values (Roy & Vetterli 2007)."""
-    return _effective_rank(as_spectrum(x, center=center))
+    return _effective_rank(as_spectrum(x, center=center, definitions=definitions))
 
 
 def dormant_fraction(x: SpectrumLike, *, tau: float = 0.0) -> float:

@@ -197,10 +197,10 @@ def test_2_1_capture_around_jump():
     model, dataloader = small_model(), digits_dataloader()
     before, after = capture_around_jump(model, dataloader, jump_step=10, capture_window=5)
     batches = [x for x, _ in dataloader]
-    assert list(before) == ["Linear_0_out", "Linear_1_out", "Linear_2_out"]
+    assert list(before) == ["Linear_0", "Linear_1", "Linear_2"]
     with torch.no_grad():
-        np.testing.assert_array_equal(before["Linear_0_out"], model[0](batches[5]).numpy())
-        np.testing.assert_array_equal(after["Linear_2_out"], model(batches[15]).numpy())
+        np.testing.assert_array_equal(before["Linear_0"], model[0](batches[5]).numpy())
+        np.testing.assert_array_equal(after["Linear_2"], model(batches[15]).numpy())
     assert all(not m._forward_hooks for m in model.modules())
 
 
@@ -342,9 +342,9 @@ def test_4_1_analyzer_template():
     with torch.no_grad():
         first = model[0](x_batch).numpy()
     sr, pr = reference_metrics(first)
-    assert dims["Linear_0_out"]["stable_rank"] == pytest.approx(sr, rel=1e-6)
-    assert dims["Linear_0_out"]["participation_ratio"] == pytest.approx(pr, rel=1e-6)
-    assert dims["Linear_2_out"]["shape"] == (64, 10)
+    assert dims["Linear_0"]["stable_rank"] == pytest.approx(sr, rel=1e-6)
+    assert dims["Linear_0"]["participation_ratio"] == pytest.approx(pr, rel=1e-6)
+    assert dims["Linear_2"]["shape"] == (64, 10)
 
 
 def test_4_2_checkpointer_usage(tmp_path, monkeypatch):
@@ -373,7 +373,7 @@ def test_4_2_checkpointer_usage(tmp_path, monkeypatch):
     assert torch.equal(restored[0].weight, model[0].weight)
     saved = checkpointer.load_activations(20)
     with torch.no_grad():
-        np.testing.assert_array_equal(saved["Linear_0_out"], model[0](x).numpy())
+        np.testing.assert_array_equal(saved["Linear_0"], model[0](x).numpy())
 
 
 def phase2_mechanistic_experiment(model, dataloader, num_steps=5000):
@@ -432,7 +432,7 @@ def test_5_1_full_pipeline(tmp_path, monkeypatch):
     export_to_hdf5(out["results"], tmp_path / "run.h5")
     assert read_results(tmp_path / "run.h5").layers == ["1", "3", "4"]
     snapshot = out["checkpointer"].load_activations(100)
-    assert snapshot["Linear_1_out"].shape == (64, 16)
+    assert snapshot["Linear_1"].shape == (64, 16)
     for layer, jumps in out["jumps"].items():
         assert {j.step for j in jumps} <= set(out["results"][layer]["step"])
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ndt.checkpoints import discover_checkpoints, save_checkpoint
-from ndt.core.estimators import compute_all_metrics
+from ndt.core.estimators import as_spectrum, compute_metrics
 from ndt.errors import ConfigMismatchError, ProbeError, WeightsMismatchError
 from ndt.modelspec import ModelSpec, build_model, read_manifest
 from ndt.probe import load_probe
@@ -37,7 +37,9 @@ def direct_metrics(run, step: int) -> dict[str, dict[str, float]]:
         model(load_probe(manifest.probe).inputs.double().float())
     for handle in handles:
         handle.remove()
-    return {name: compute_all_metrics(out.double().numpy()) for name, out in outputs.items()}
+    return {
+        name: compute_metrics(as_spectrum(out.double().numpy())) for name, out in outputs.items()
+    }
 
 
 def test_values_match_direct_computation(tiny_run, tmp_path):
