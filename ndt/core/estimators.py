@@ -180,7 +180,7 @@ def validate_metrics(names: Iterable[str]) -> tuple[str, ...]:
     names = tuple(names)
     unknown = [n for n in names if n not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metric {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+        raise NdtError(f"unknown metric {', '.join(unknown)}; choose from {', '.join(METRICS)}")
     return names
 
 

@@ -91,18 +91,22 @@ def test_1_1_high_frequency_tracking(tmp_path, monkeypatch, capsys):
     export_to_hdf5(results, "phase1_results.h5", metadata={"model": "MLP", "dataset": "MNIST"})
     # --- end ---
 
-    assert list(results) == ["1", "3", "4"]  # after each ReLU, then the logits
+    # Without a probe the default layers are ndtracker's: every Linear, named by class.
+    assert list(results) == ["Linear_0", "Linear_1", "Linear_2"]
     assert all(len(frame) == len(dataloader) for frame in results.values())
     with torch.no_grad():
-        hidden = initial[1](initial[0](first_x)).numpy()
+        hidden = initial[0](first_x).numpy()
     sr, pr = reference_metrics(hidden)  # step 0 measured the first batch, before the update
-    assert results["1"]["stable_rank"][0] == pytest.approx(sr, rel=1e-6)
-    assert results["1"]["participation_ratio"][0] == pytest.approx(pr, rel=1e-6)
-    expected = JumpDetector(z_threshold=2.5).detect_jumps(results["3"]["stable_rank"].to_numpy())
-    assert [j.step for j in all_jumps["3"]] == [j.step for j in expected]  # steps 0, 1, ...
+    assert results["Linear_0"]["stable_rank"][0] == pytest.approx(sr, rel=1e-6)
+    assert results["Linear_0"]["participation_ratio"][0] == pytest.approx(pr, rel=1e-6)
+    detector = JumpDetector(window_size=50, z_threshold=2.5)  # the tracker's defaults
+    expected = detector.detect_jumps(results["Linear_1"]["stable_rank"].to_numpy())
+    assert [j.step for j in all_jumps["Linear_1"]] == [j.step for j in expected]  # steps 0, 1, ...
     stored = read_results(tmp_path / "phase1_results.h5")
     assert stored.metadata == {"model": "MLP", "dataset": "MNIST"}
-    np.testing.assert_array_equal(stored.metrics["stable_rank"][:, 0], results["1"]["stable_rank"])
+    np.testing.assert_array_equal(
+        stored.metrics["stable_rank"][:, 0], results["Linear_0"]["stable_rank"]
+    )
     assert capsys.readouterr().out.count("Step ") == sum(map(len, all_jumps.values()))
 
 
@@ -430,7 +434,7 @@ def test_5_1_full_pipeline(tmp_path, monkeypatch):
         frame["step"].tolist() == list(range(0, 120, 5)) for frame in out["results"].values()
     )
     export_to_hdf5(out["results"], tmp_path / "run.h5")
-    assert read_results(tmp_path / "run.h5").layers == ["1", "3", "4"]
+    assert read_results(tmp_path / "run.h5").layers == ["Linear_0", "Linear_1", "Linear_2"]
     snapshot = out["checkpointer"].load_activations(100)
     assert snapshot["Linear_1"].shape == (64, 16)
     for layer, jumps in out["jumps"].items():
