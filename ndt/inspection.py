@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ndt.architectures import detect_architecture, select_layers
+from ndt.architectures import detect_family, select_layers
 from ndt.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.errors import ModelSpecError
 from ndt.modelspec import ModelSpec, build_model, read_manifest
@@ -73,5 +73,5 @@ def list_layers(
         if name
     ]
     return LayerListing(
-        spec, detect_architecture(model), modules, str(checkpoint) if checkpoint else None
+        spec, detect_family(model), modules, str(checkpoint) if checkpoint else None
     )

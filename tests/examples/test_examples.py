@@ -30,9 +30,12 @@ def test_every_section_has_a_script():
 
 def test_s1_tracking_exports_what_the_tracker_measured(tmp_path, capsys):
     run = load("s1_tracking.py")["main"](tmp_path, n_steps=60)
-    assert "Detected architecture: mlp" in capsys.readouterr().out
+    assert "Detected architecture: MLP" in capsys.readouterr().out
     results = run["results"]
-    assert list(results) == ["relu1", "relu2", "relu3", "head"]
+    # The §1.3 handler's layers: every Linear, named as ndtracker names them.
+    assert list(results) == [
+        "Linear_0_64x32", "Linear_1_32x32", "Linear_2_32x32", "Linear_3_32x10"
+    ]  # fmt: skip
     stored = read_results(tmp_path / "results.h5")
     np.testing.assert_array_equal(stored.steps, np.arange(0, 60, 5))
     for column, layer in enumerate(stored.layers):

@@ -159,9 +159,10 @@ def test_1_3_auto_detect_architecture():
         model, layers=layers_to_monitor, layer_names=layer_names, sampling_frequency=5
     )
     # --- end ---
-    assert arch_name == "mlp"
-    assert layer_names == select_layers(model) == ["1", "3", "4"]
-    assert layers_to_monitor == [model[1], model[3], model[4]]
+    assert str(arch_name) == "MLP"  # a handler; printed, its family's name
+    assert layer_names == ["Linear_0_64x32", "Linear_1_32x16", "Linear_2_16x10"]
+    assert layers_to_monitor == [model[0], model[2], model[4]]
+    assert select_layers(model) == ["1", "3", "4"]  # ndt track's own default
     model(torch.randn(8, 64))
     tracker.log(5, 0.0)
     assert list(tracker.get_results()) == layer_names
