@@ -6,13 +6,19 @@ The tracker's results are a mapping layer -> DataFrame (columns ``step``, ``loss
 ``ndt jumps`` and ``ndt plot`` read like one written by ``ndt track``: the union of the
 logged steps, one (n_steps, n_layers) matrix per metric with NaN where a layer was not
 logged, and ``loss``/``grad_norm`` as per-step scalars. The tidy table written by
-`export_to_csv` and `export_results` has the columns ``step``, ``layer``, the metrics,
-then the scalars (``loss``, ``grad_norm``) when the run has them.
+`export_results` has the columns ``step``, ``layer``, the metrics, then the scalars
+(``loss``, ``grad_norm``) when the run has them.
+
+The reference API's functions live in one submodule per format, with ndtracker's
+signatures: `ndt.export.hdf5` (`export_to_hdf5`, `load_from_hdf5`, `append_to_hdf5`),
+`ndt.export.csv` (`export_to_csv`, `load_from_csv`) and `ndt.export.json`
+(`export_to_json`, `load_from_json`, `export_metadata`); they are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
+# Aliased: the submodule ndt.export.json, once imported, is this package's `json` attribute.
+import json as _json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ndt.errors import NdtError
-from ndt.store import Results, read_results, write_results
+from ndt.store import Results, read_results
 
 ExportFormat = Literal["csv", "json"]
 FORMATS: tuple[str, ...] = ("csv", "json")
@@ -59,7 +65,7 @@ def _metric_columns(frames: Mapping[str, pd.DataFrame]) -> list[str]:
 
 def _metadata_text(metadata: Mapping[str, object] | None) -> dict[str, str]:
     return {
-        str(key): value if isinstance(value, str) else json.dumps(value, default=str)
+        str(key): value if isinstance(value, str) else _json.dumps(value, default=str)
         for key, value in (metadata or {}).items()
     }
 
@@ -131,44 +137,6 @@ def tidy_table(results: Results) -> pd.DataFrame:
     return frame
 
 
-def export_to_hdf5(
-    results: Mapping[str, pd.DataFrame],
-    path: str | Path,
-    metadata: Mapping[str, object] | None = None,
-) -> Path:
-    """Write tracker results as a results file that ``ndt jumps`` and ``ndt plot`` read.
-
-    Args:
-        results: Layer -> DataFrame, as `HighFrequencyTracker.get_results` returns.
-        path: The HDF5 file to write (replaced atomically).
-        metadata: Free-form metadata stored under ``/metadata``, e.g. ``{"model": "MLP"}``.
-
-    Returns:
-        The path written.
-
-    Raises:
-        NdtError: see `results_from_frames`.
-    """
-    path = Path(path)
-    write_results(path, results_from_frames(results, metadata))
-    return path
-
-
-def export_to_csv(results: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
-    """Write tracker results as the tidy CSV table (step, layer, metrics, loss, grad_norm).
-
-    Returns:
-        The path written.
-
-    Raises:
-        NdtError: see `results_from_frames`.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tidy_table(results_from_frames(results)).to_csv(path, index=False)
-    return path
-
-
 def json_ready(value: object) -> object:
     """`value` with NaN and infinities as None, numpy scalars as Python ones, recursively,
     so that ``json.dumps`` writes standard JSON."""
@@ -185,7 +153,7 @@ def json_ready(value: object) -> object:
 
 def to_json(value: object, indent: int | None = 2) -> str:
     """Standard JSON for `value` (see `json_ready`); other objects are written as strings."""
-    return json.dumps(json_ready(value), indent=indent, default=str)
+    return _json.dumps(json_ready(value), indent=indent, default=str)
 
 
 def _json_records(frame: pd.DataFrame) -> str:
@@ -239,3 +207,24 @@ def export_results(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_render(frame, fmt), encoding="utf-8")
     return ExportReport(path=out, fmt=fmt, n_rows=len(frame), columns=tuple(frame.columns))
+
+
+_COMPAT = {
+    "export_to_hdf5": "ndt.export.hdf5",
+    "load_from_hdf5": "ndt.export.hdf5",
+    "append_to_hdf5": "ndt.export.hdf5",
+    "export_to_csv": "ndt.export.csv",
+    "load_from_csv": "ndt.export.csv",
+    "export_to_json": "ndt.export.json",
+    "load_from_json": "ndt.export.json",
+    "export_metadata": "ndt.export.json",
+}
+
+
+def __getattr__(name: str) -> object:
+    # The per-format modules import this one: resolve their names on first use.
+    if name in _COMPAT:
+        import importlib
+
+        return getattr(importlib.import_module(_COMPAT[name]), name)
+    raise AttributeError(f"module 'ndt.export' has no attribute {name!r}")
