@@ -152,6 +152,7 @@ def summarise(results: dict[str, str]) -> dict:
         "skipped": total["skipped"],
         "modules": {m: dict(c) for m, c in sorted(per_module.items())},
         "failed_tests": sorted(t for t, o in results.items() if o == "failed"),
+        "skipped_tests": sorted(t for t, o in results.items() if o == "skipped"),
     }
 
 
@@ -180,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for test_id in summary["failed_tests"]:
         print(f"  FAILED {test_id}")
+    for test_id in summary["skipped_tests"]:
+        print(f"  SKIPPED {test_id}")
     passed_defs = sum(o == "passed" for o in with_definitions.values())
     print(f'with definitions="ndtracker": {passed_defs} of {len(DEFINITION_TESTS)} passed')
     if args.json:
