@@ -72,6 +72,8 @@ class Provenance:
     torch_version: str = ""
     device: str = ""
     command: str = ""
+    #: Metric definitions ("ndt" or "ndtracker"); files written before it read as "ndt".
+    definitions: str = "ndt"
 
     def comparable(self) -> dict[str, object]:
         """The fields two runs must share for their curves to be comparable."""
@@ -83,6 +85,7 @@ class Provenance:
             "dormant_tau": self.dormant_tau,
             "metrics": tuple(self.metrics),
             "layers": tuple(self.layers),
+            "definitions": self.definitions,
         }
 
 

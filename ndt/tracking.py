@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,13 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ndt.checkpoints import Checkpoint, discover_checkpoints, load_weights, read_state_dict
-from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
+from ndt.core.estimators import (
+    DEFAULT_METRICS,
+    Definitions,
+    check_definitions,
+    compute_metrics,
+    validate_metrics,
+)
 from ndt.errors import CheckpointError, ConfigMismatchError, NdtError
 from ndt.modelspec import ModelSpec
 from ndt.replay import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
@@ -65,8 +71,9 @@ def track(
     probe: str | Path | None = None,
     layers: Sequence[str] | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
-    center: bool = True,
+    center: bool | None = None,
     dormant_tau: float = 0.0,
+    definitions: Definitions = "ndt",
     batch_size: int | None = None,
     device: str = "auto",
     steps: tuple[int | None, int | None] | None = None,
@@ -82,16 +89,24 @@ def track(
     A checkpoint that cannot be read is reported in `TrackReport.failures` and retried by
     the next run; one whose tensors do not fit the model stops the run.
 
+    `definitions` picks the metric definitions (docs/metrics.md): "ndt" (centred over
+    samples) or "ndtracker" (uncentred, participation ratio on the singular values, as the
+    ndtracker package); `center` overrides the centring (None: the definitions' choice).
+    Both are recorded in the provenance.
+
     Raises:
         NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
             not fit the model, or options that differ from those recorded in `out`.
     """
     metrics = _checked_metrics(metrics)
+    check_definitions(definitions)
+    center = (definitions == "ndt") if center is None else center
     setup = prepare_run(ckpt_dir, model=model, probe=probe, layers=layers, device=device)
     checkpoints = discover_checkpoints(
         ckpt_dir, steps=steps, every=every, exclude=[setup.probe.path] if setup.probe.path else []
     )
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command)
+    provenance = replace(provenance, definitions=definitions)
     out = Path(out)
     table = _RunTable.start(out, provenance, overwrite)
     report = TrackReport(path=out, results=table.results())
@@ -142,7 +157,7 @@ def track(
                 loop.settle()
                 # The last layers may still be folding: the solver waits for them, so the
                 # next checkpoint's forward pass starts now.
-                solving = solver.submit(_solve, folded, metrics, dormant_tau)
+                solving = solver.submit(_solve, folded, metrics, dormant_tau, definitions)
                 loop.pending = (checkpoint, name, solving)
         finally:
             # Keep the checkpoint whose decomposition is in flight, even when stopping early.
@@ -177,14 +192,17 @@ def _provenance(
 
 
 def _solve(
-    folded: FoldedSpectra, metrics: Sequence[str], dormant_tau: float
+    folded: FoldedSpectra, metrics: Sequence[str], dormant_tau: float, definitions: Definitions
 ) -> tuple[np.ndarray, list[str], float]:
     """Metrics of one checkpoint, shape (n_metrics, n_layers); the layers whose activations
     were not finite; and the seconds spent on them (folding included, waiting not)."""
     folded.settle()
     started = time.perf_counter()
     spectra = folded.spectra()
-    rows = [compute_metrics(s, metrics, dormant_tau=dormant_tau) for s in spectra.values()]
+    rows = [
+        compute_metrics(s, metrics, dormant_tau=dormant_tau, definitions=definitions)
+        for s in spectra.values()
+    ]
     values = np.array([[row[m] for row in rows] for m in metrics], dtype=np.float64)
     broken = [name for name, spectrum in spectra.items() if not spectrum.is_finite]
     return values, broken, time.perf_counter() - started + folded.fold_seconds

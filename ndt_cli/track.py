@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,11 +14,13 @@ from rich.table import Table
 
 from ndt.allocator import return_large_blocks_to_os
 from ndt.checkpoints import parse_step_range
-from ndt.core.estimators import DEFAULT_METRICS
+from ndt.core.estimators import DEFAULT_METRICS, DEFINITIONS
 from ndt.modelspec import model_spec
 from ndt.tracking import TrackReport
 from ndt.tracking import track as run_track
 from ndt_cli._output import err, fmt, out, print_json
+
+Definitions = Enum("Definitions", {name: name for name in DEFINITIONS}, type=str)  # type: ignore[misc]
 
 
 def track(
@@ -55,8 +58,20 @@ def track(
         ),
     ] = None,
     center: Annotated[
-        bool, typer.Option("--center/--no-center", help="Centre activations over samples.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--center/--no-center",
+            help="Centre activations over samples (default: yes for ndt's definitions, no "
+            "for ndtracker's).",
+        ),
+    ] = None,
+    definitions: Annotated[
+        Definitions,
+        typer.Option(
+            help="Metric definitions: ndt's, or ndtracker's (uncentred, participation ratio "
+            "on singular values) to reproduce numbers published with ndtracker."
+        ),
+    ] = Definitions.ndt,
     dormant_tau: Annotated[
         float, typer.Option(help="Dormancy threshold tau for dormant_fraction.")
     ] = 0.0,
@@ -119,6 +134,7 @@ def track(
         report = run_track(
             ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
             metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
+            definitions=definitions.value,
             batch_size=batch_size, device=device,
             steps=parse_step_range(steps) if steps else None, every=every,
             overwrite=overwrite, command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,
