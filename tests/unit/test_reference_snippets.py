@@ -477,3 +477,50 @@ def test_5_2_batch_analysis(tmp_path):
     results = batch_phase2_analysis(tmp_path, architectures=["mlp"])
     assert list(results) == ["mlp_a"]
     assert results["mlp_a"]["layer_jumps"]["Linear_0_out"]["jump_steps"] == [190, 200]
+
+
+def reference_neuron_statistics(activations_before, activations_after):
+    """§3.3's computation, as written (without its report)."""
+    stats = {}
+    for layer_name in activations_before.keys():
+        act_before = activations_before[layer_name]
+        act_after = activations_after[layer_name]
+        mean_before, mean_after = act_before.mean(axis=0), act_after.mean(axis=0)
+        sparsity_before = (act_before == 0).mean(axis=0)
+        sparsity_after = (act_after == 0).mean(axis=0)
+        dead_before, dead_after = sparsity_before > 0.9, sparsity_after > 0.9
+        stats[layer_name] = {
+            "mean_before": mean_before, "mean_after": mean_after,
+            "mean_change": np.abs(mean_after - mean_before),
+            "std_before": act_before.std(axis=0), "std_after": act_after.std(axis=0),
+            "sparsity_before": sparsity_before, "sparsity_after": sparsity_after,
+            "became_dead": ~dead_before & dead_after, "became_alive": dead_before & ~dead_after,
+            "n_dead_before": dead_before.sum(), "n_dead_after": dead_after.sum(),
+            "n_became_dead": (~dead_before & dead_after).sum(),
+            "n_became_alive": (dead_before & ~dead_after).sum(),
+        }  # fmt: skip
+    return stats
+
+
+def test_3_3_report_runs_on_ndts_neuron_statistics(capsys):
+    from ndt.analysis import compute_neuron_statistics
+
+    by_step = _phases()
+    stats = compute_neuron_statistics(by_step[0], by_step[30])
+    # --- snippet: §3.3's report loop ---
+    for layer_name, stat in stats.items():
+        print(f"\n{layer_name}:")
+        print(f"  Neurons that became dead: {stat['n_became_dead']}")
+        print(f"  Neurons that became alive: {stat['n_became_alive']}")
+        print(f"  Mean activation change (avg): {stat['mean_change'].mean():.4f}")
+        print(f"  Max activation change: {stat['mean_change'].max():.4f}")
+    # --- end ---
+    expected = reference_neuron_statistics(by_step[0], by_step[30])
+    for layer, want in expected.items():
+        assert set(stats[layer].keys()) == set(want)
+        for key, value in want.items():
+            # §3.3 computes in the activations' float32; ndt in float64.
+            np.testing.assert_allclose(stats[layer][key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert capsys.readouterr().out.count("Neurons that became dead") == len(expected)
+    with pytest.raises(KeyError, match="the keys are"):
+        stats["layer_1"]["n_dead"]
