@@ -18,7 +18,7 @@ A degenerate spectrum (all zero) gives NaN for the ratios; see docs/metrics.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -99,69 +99,99 @@ def _matrix_spectrum(x: torch.Tensor | np.ndarray, *, center: bool) -> Spectrum:
     )
 
 
-def _positive(spectrum: Spectrum) -> np.ndarray | None:
-    values = spectrum.eigenvalues
-    if not spectrum.is_finite or values.size == 0 or values[0] <= 0:
-        return None
-    return values
+def _table(spectra: Sequence[Spectrum]) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues of several spectra as rows of one (k, m) array, zero-padded (zeros change
+    no metric), each row scaled by its largest value; and which rows are usable (finite,
+    non-empty, not all zero), as a (k,) mask. Unusable rows hold ones."""
+    width = max((s.eigenvalues.size for s in spectra), default=0)
+    table = np.zeros((len(spectra), max(width, 1)))
+    for row, spectrum in enumerate(spectra):
+        table[row, : spectrum.eigenvalues.size] = spectrum.eigenvalues
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(table).all(axis=1) & (table[:, 0] > 0)
+    table[~ok] = 1.0
+    # Scaled by the top eigenvalue: the ratios are unchanged, and squares cannot overflow.
+    return table / table[:, :1], ok
 
 
-def _stable_rank(spectrum: Spectrum) -> float:
-    values = _positive(spectrum)
-    return float("nan") if values is None else float(values.sum() / values[0])
+def _masked(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    return np.where(ok, values, np.nan)
 
 
-def _participation_ratio(spectrum: Spectrum) -> float:
-    values = _positive(spectrum)
-    if values is None:
-        return float("nan")
-    scaled = values / values[0]  # avoids overflow of sum(lambda)**2 for large activations
-    return float(scaled.sum() ** 2 / np.square(scaled).sum())
+def _stable_rank_rows(scaled: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    return _masked(scaled.sum(axis=1), ok)
 
 
-def _sigma_participation_ratio(spectrum: Spectrum) -> float:
+def _participation_ratio_rows(scaled: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    return _masked(scaled.sum(axis=1) ** 2 / np.square(scaled).sum(axis=1), ok)
+
+
+def _sigma_participation_ratio_rows(scaled: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """ndtracker's participation ratio: (sum sigma)^2 / sum sigma^2."""
-    values = _positive(spectrum)
-    if values is None:
-        return float("nan")
-    sigma = np.sqrt(values / values[0])
-    return float(sigma.sum() ** 2 / np.square(sigma).sum())
+    sigma = np.sqrt(scaled)
+    return _masked(sigma.sum(axis=1) ** 2 / scaled.sum(axis=1), ok)
+
+
+def _cumulative_energy_rows(
+    scaled: np.ndarray, ok: np.ndarray, threshold: float = 0.9
+) -> np.ndarray:
+    energy = np.cumsum(scaled, axis=1)
+    target = threshold * energy[:, -1:] * (1 - _ENERGY_RTOL)
+    return _masked((energy < target).sum(axis=1) + 1.0, ok)
+
+
+def _nuclear_norm_ratio_rows(scaled: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    return _masked(np.sqrt(scaled).sum(axis=1), ok)
+
+
+def _effective_rank_rows(scaled: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    sigma = np.sqrt(scaled)
+    p = sigma / sigma.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    return _masked(np.exp(-terms.sum(axis=1)), ok)
+
+
+_ROWS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "stable_rank": _stable_rank_rows,
+    "participation_ratio": _participation_ratio_rows,
+    "cumulative_energy_90": _cumulative_energy_rows,
+    "nuclear_norm_ratio": _nuclear_norm_ratio_rows,
+    "effective_rank": _effective_rank_rows,
+}
+
+
+def _one(rows: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[[Spectrum], float]:
+    """The single-spectrum form of a metric computed on rows of spectra."""
+
+    def metric(spectrum: Spectrum) -> float:
+        return float(rows(*_table([spectrum]))[0])
+
+    metric.__name__ = rows.__name__.removesuffix("_rows")
+    return metric
+
+
+_stable_rank = _one(_stable_rank_rows)
+_participation_ratio = _one(_participation_ratio_rows)
+_sigma_participation_ratio = _one(_sigma_participation_ratio_rows)
+_nuclear_norm_ratio = _one(_nuclear_norm_ratio_rows)
+_effective_rank = _one(_effective_rank_rows)
 
 
 def _cumulative_energy_90(spectrum: Spectrum, threshold: float = 0.9) -> float:
-    values = _positive(spectrum)
-    if values is None:
-        return float("nan")
-    energy = np.cumsum(values)
-    target = threshold * energy[-1] * (1 - _ENERGY_RTOL)
-    return float(np.searchsorted(energy, target, side="left") + 1)
-
-
-def _nuclear_norm_ratio(spectrum: Spectrum) -> float:
-    values = _positive(spectrum)
-    if values is None:
-        return float("nan")
-    sigma = np.sqrt(values)
-    return float(sigma.sum() / sigma[0])
-
-
-def _effective_rank(spectrum: Spectrum) -> float:
-    values = _positive(spectrum)
-    if values is None:
-        return float("nan")
-    sigma = np.sqrt(values)
-    p = sigma[sigma > 0] / sigma.sum()
-    return float(np.exp(-(p * np.log(p)).sum()))
+    return float(_cumulative_energy_rows(*_table([spectrum]), threshold)[0])
 
 
 def _dormant_fraction(spectrum: Spectrum, tau: float = 0.0) -> float:
     activity = spectrum.unit_activity
-    if activity.size == 0 or not np.isfinite(activity).all():
+    # sum / size rather than np.mean: the same value, without numpy's per-call overhead,
+    # which counts for the tracker's many small layers.
+    total = float(activity.sum()) if activity.size else float("nan")
+    if not np.isfinite(total):
         return float("nan")
-    mean = activity.mean()
-    if mean == 0:
+    if total == 0:
         return 1.0
-    return float(np.mean(activity / mean <= tau))
+    return np.count_nonzero(activity <= tau * (total / activity.size)) / activity.size
 
 
 METRICS: dict[str, Callable[[Spectrum], float]] = {
@@ -199,16 +229,33 @@ def compute_metrics(
         dormant_tau: Threshold tau of ``dormant_fraction`` (0 means "never active").
         definitions: "ndtracker" takes the sigma-based participation ratio.
     """
-    values = {}
-    sigma_pr = check_definitions(definitions) == "ndtracker"
-    for name in validate_metrics(names):
-        if name == "dormant_fraction":
-            values[name] = _dormant_fraction(spectrum, dormant_tau)
-        elif name == "participation_ratio" and sigma_pr:
-            values[name] = _sigma_participation_ratio(spectrum)
-        else:
-            values[name] = METRICS[name](spectrum)
-    return values
+    return compute_metrics_many([spectrum], names, dormant_tau=dormant_tau,
+                                definitions=definitions)[0]  # fmt: skip
+
+
+def compute_metrics_many(
+    spectra: Sequence[Spectrum],
+    names: Iterable[str] = DEFAULT_METRICS,
+    *,
+    dormant_tau: float = 0.0,
+    definitions: Definitions = "ndt",
+) -> list[dict[str, float]]:
+    """`compute_metrics` of several spectra at once (one array operation per metric for
+    all of them, the cost that matters for many small layers)."""
+    names = validate_metrics(names)
+    rows = dict(_ROWS)
+    if check_definitions(definitions) == "ndtracker":
+        rows["participation_ratio"] = _sigma_participation_ratio_rows
+    scaled, ok = _table(spectra)
+    columns = {
+        name: (
+            [_dormant_fraction(s, dormant_tau) for s in spectra]
+            if name == "dormant_fraction"
+            else rows[name](scaled, ok).tolist()
+        )
+        for name in names
+    }
+    return [{name: float(columns[name][i]) for name in names} for i in range(len(spectra))]
 
 
 class AllMetrics(NamedTuple):

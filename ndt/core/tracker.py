@@ -33,12 +33,12 @@ from ndt.core.estimators import (
     DEFAULT_METRICS,
     Definitions,
     check_definitions,
-    compute_metrics,
+    compute_metrics_many,
     validate_metrics,
 )
 from ndt.core.hooks import ActivationCapture, default_layer_names, resolve_modules
 from ndt.core.jump_detector import JumpDetector
-from ndt.core.spectrum import Spectrum, as_matrix, compute_spectrum
+from ndt.core.spectrum import Spectrum, as_matrix, small_spectra
 from ndt.errors import NdtError
 from ndt.probe import Probe
 
@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 _BASE_COLUMNS = ("step", "loss", "grad_norm")
 _TRACKED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _MAX_AUTO_LAYERS = 20
+# Probes up to this many samples are run in one forward pass and kept whole; larger ones
+# are streamed in chunks by the replay engine.
+_WHOLE_PROBE_MAX = 4096
 
 
 @dataclass
@@ -209,29 +212,35 @@ class HighFrequencyTracker:
         return as_matrix(activation)
 
     def _spectra(self) -> dict[str, Spectrum | None]:
+        token_axes = {n: not isinstance(m, nn.Conv1d) for n, m in self._modules.items()}
         if self.probe is not None:
-            from ndt.replay import layer_spectra
-
-            modes = [(module, module.training) for module in self.model.modules()]
-            try:
-                return layer_spectra(
-                    self.model, self.probe, list(self._modules), center=self.center,
-                    device=self.device,
-                )  # fmt: skip
-            finally:
-                for module, training in modes:
-                    module.training = training
-        spectra: dict[str, Spectrum | None] = {}
-        for name, module in self._modules.items():
+            return self._probe_spectra(token_axes)
+        outputs = {}
+        for name in self._modules:
             activation = self.activation_capture.get_activation(name)
-            if activation is None:
-                spectra[name] = None
-                continue
-            spectra[name] = compute_spectrum(
-                activation, center=self.center, token_axis=not isinstance(module, nn.Conv1d)
-            )
+            if activation is not None:
+                outputs[name] = activation
         self.activation_capture.clear_activations()
-        return spectra
+        spectra = small_spectra(outputs, center=self.center, token_axes=token_axes)
+        return {name: spectra.get(name) for name in self._modules}
+
+    def _probe_spectra(self, token_axes: dict[str, bool]) -> dict[str, Spectrum]:
+        """The probe's spectra: a small probe in one forward and `small_spectra`, a large
+        one streamed through the replay engine's `layer_spectra` (as ``ndt track``)."""
+        from ndt.replay import capture_activations, layer_spectra
+
+        layers = list(self._modules)
+        modes = [(module, module.training) for module in self.model.modules()]
+        try:
+            if self.probe.n_samples > _WHOLE_PROBE_MAX:
+                return layer_spectra(
+                    self.model, self.probe, layers, center=self.center, device=self.device
+                )
+            outputs = capture_activations(self.model, self.probe, layers, device=self.device)
+            return small_spectra(outputs, center=self.center, token_axes=token_axes)
+        finally:
+            for module, training in modes:
+                module.training = training
 
     def should_log(self, step: int) -> bool:
         """True when `step` is a multiple of `sampling_frequency`."""
@@ -258,20 +267,24 @@ class HighFrequencyTracker:
             return
         spectra = self._spectra()
         base = (float(step), _scalar(loss), _scalar(grad_norm))
+        measured = {}
         for name, spectrum in spectra.items():
             display = self._display[name]
             if spectrum is None:
                 logger.warning("No activation captured for layer %s at step %d", display, step)
-                continue
-            if not spectrum.is_finite:
+            elif not spectrum.is_finite:
                 logger.error(
                     "Error computing metrics for %s at step %d: the activations hold NaN or "
                     "Inf values",
                     display,
                     step,
                 )
-                continue
-            values = compute_metrics(spectrum, self.metrics, definitions=self.definitions)
+            else:
+                measured[display] = spectrum
+        rows = compute_metrics_many(
+            list(measured.values()), self.metrics, definitions=self.definitions
+        )
+        for display, values in zip(measured, rows, strict=True):
             self._rows[display].append(base + tuple(values.values()))
             self.metrics_history[display].append(_record(step, base, values))
 
