@@ -251,24 +251,25 @@ def _batched_spectra(matrices: dict[str, torch.Tensor], center: bool) -> dict[st
     stack = torch.zeros(len(shapes), n_max, d_max, dtype=torch.float64)
     for index, matrix in enumerate(matrices.values()):
         stack[index, : matrix.shape[0], : matrix.shape[1]] = matrix
-    rows = torch.tensor([n for n, _ in shapes], dtype=torch.float64)
-    activity = (stack.abs().sum(1) / rows[:, None]).numpy()
-    if center:
-        real = (torch.arange(n_max)[None, :] < rows[:, None]).to(torch.float64)
-        stack -= real[:, :, None] * (stack.sum(1) / rows[:, None])[:, None, :]
+    if all(n == n_max for n, _ in shapes):  # the usual case: every layer saw the same batch
+        activity = stack.abs().mean(1).numpy()
+        if center:
+            stack -= stack.mean(1, keepdim=True)
+    else:
+        rows = torch.tensor([n for n, _ in shapes], dtype=torch.float64)
+        activity = (stack.abs().sum(1) / rows[:, None]).numpy()
+        if center:
+            real = (torch.arange(n_max)[None, :] < rows[:, None]).to(torch.float64)
+            stack -= real[:, :, None] * (stack.sum(1) / rows[:, None])[:, None, :]
     gram = stack.mT @ stack if d_max <= n_max else stack @ stack.mT
     finite = torch.isfinite(gram).flatten(1).all(1)
     gram[~finite] = 0.0
     values = torch.linalg.eigvalsh(gram).flip(1).numpy()
-    finite = finite.numpy()
-    spectra = {}
-    for index, (name, (n, d)) in enumerate(zip(matrices, shapes, strict=True)):
-        size = min(n, d)
-        own = values[index, :size]
-        if not finite[index]:
-            own = np.full(size, np.nan)
-        else:
-            floor = own[0] * size * np.finfo(np.float64).eps
-            own = np.where(own > floor, own, 0.0)
-        spectra[name] = Spectrum(own, activity[index, :d], n, d)
-    return spectra
+    sizes = np.array([min(n, d) for n, d in shapes])
+    floor = values[:, :1] * sizes[:, None] * np.finfo(np.float64).eps
+    values = np.where(values > floor, values, 0.0)
+    values[~finite.numpy()] = np.nan
+    return {
+        name: Spectrum(values[index, :size], activity[index, :d], n, d)
+        for index, (name, (n, d), size) in enumerate(zip(matrices, shapes, sizes, strict=True))
+    }

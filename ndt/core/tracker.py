@@ -144,6 +144,7 @@ class HighFrequencyTracker:
             raise NdtError("layer_names must be unique")
         self.layer_names = names
         self._display = dict(zip(self._modules, names, strict=True))
+        self._token_axes = {n: not isinstance(m, nn.Conv1d) for n, m in self._modules.items()}
         weights = next(model.parameters(), None)
         default = weights.device if weights is not None else torch.device("cpu")
         self.device = torch.device(device) if device is not None else default
@@ -212,7 +213,7 @@ class HighFrequencyTracker:
         return as_matrix(activation)
 
     def _spectra(self) -> dict[str, Spectrum | None]:
-        token_axes = {n: not isinstance(m, nn.Conv1d) for n, m in self._modules.items()}
+        token_axes = self._token_axes
         if self.probe is not None:
             return self._probe_spectra(token_axes)
         outputs = {}

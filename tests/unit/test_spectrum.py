@@ -132,7 +132,12 @@ def test_small_spectra_equal_compute_spectrum_one_by_one():
     broken = torch.ones(5, 4)
     broken[0, 0] = float("nan")
     outputs["nan"] = broken
+    same_rows = {f"l{d}": torch.randn(30, d, generator=gen) + 1.0 for d in (8, 20, 3)}
     for center in (True, False):
+        got = small_spectra(same_rows, center=center)  # the usual case: one batch for all
+        for name, output in same_rows.items():
+            want = compute_spectrum(output, center=center).eigenvalues
+            np.testing.assert_allclose(got[name].eigenvalues, want, atol=1e-10 * want[0])
         got = small_spectra(outputs, center=center, token_axes={"conv1d": False})
         assert list(got) == list(outputs)
         for name, output in outputs.items():
