@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ndt.core.estimators import DEFAULT_METRICS
+from ndt.core.estimators import DEFAULT_METRICS, DEFINITIONS
 from ndt.io.checkpoints import parse_step_range
 from ndt.models.loading import DTYPES
 from ndt.models.spec import model_spec
@@ -25,6 +25,7 @@ from ndt_cli._options import THREADS_MAX, real
 from ndt_cli._output import err, fmt, out, print_json
 
 DType = Enum("DType", {name: name for name in DTYPES}, type=str)
+Definitions = Enum("Definitions", {name: name for name in DEFINITIONS}, type=str)  # type: ignore[misc]
 
 
 def track(
@@ -63,8 +64,20 @@ def track(
         ),
     ] = None,
     center: Annotated[
-        bool, typer.Option("--center/--no-center", help="Centre activations over samples.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--center/--no-center",
+            help="Centre activations over samples (default: yes for ndt's definitions, no "
+            "for ndtracker's).",
+        ),
+    ] = None,
+    definitions: Annotated[
+        Definitions,
+        typer.Option(
+            help="Metric definitions: ndt's, or ndtracker's (uncentred, participation ratio "
+            "on singular values) to reproduce numbers published with ndtracker."
+        ),
+    ] = Definitions.ndt,
     dormant_tau: Annotated[
         float,
         typer.Option(help="Dormancy threshold tau for dormant_fraction (>= 0).", callback=real(0)),
@@ -200,6 +213,7 @@ def track(
         report = run_track(
             ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
             metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
+            definitions=definitions.value,
             batch_size=batch_size, device=device, dtype=dtype.value, tokens=tokens,
             steps=step_range, every=every, step_scale=step_scale, shard=shard_index,
             overwrite=overwrite,

@@ -46,7 +46,7 @@ def train_with_snapshots(n_steps: int, keep: set[int]) -> dict[int, nn.Module]:
 
 
 def capture_linear_outputs(model: nn.Module, batch: torch.Tensor) -> dict[str, np.ndarray]:
-    """§2.1: outputs of every Linear layer on `batch`, named Linear_0_out, Linear_1_out, ..."""
+    """§2.1: outputs of every Linear layer on `batch`, named Linear_0, Linear_1, ..."""
     linear_layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     with ActivationCapture() as capture:
         capture.register_hooks(model, linear_layers)

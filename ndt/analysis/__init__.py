@@ -2,6 +2,7 @@
 clusters, linear separability and CKA; each accepts numpy arrays or torch tensors of shape
 (B, D), (B, T, D) or (B, C, H, W) (reshaped by `ndt.core.spectrum.as_matrix`)."""
 
+from ndt.analysis.activation_analysis import ActivationAnalyzer
 from ndt.analysis.analyzer import LayerDimensionality, Phase2AnalyzerBase
 from ndt.analysis.clusters import (
     OCCUPANCY_MIN_SHARE,
@@ -13,6 +14,7 @@ from ndt.analysis.clusters import (
     compare_clusters,
     phase_occupancy,
 )
+from ndt.analysis.feature_visualization import FeatureVisualizer
 from ndt.analysis.layer_comparison import (
     CHANGE_SCORE,
     CompareSettings,
@@ -37,6 +39,8 @@ from ndt.analysis.separability import ProbeAccuracy, probe_accuracy
 from ndt.analysis.similarity import linear_cka
 
 __all__ = [
+    "ActivationAnalyzer",
+    "FeatureVisualizer",
     "CHANGE_SCORE",
     "OCCUPANCY_MIN_SHARE",
     "ClusterComparison",

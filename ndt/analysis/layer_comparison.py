@@ -81,6 +81,8 @@ class CompareSettings:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     center: bool = True
     dormant_tau: float = 0.0
+    #: Metric definitions, as the results file's provenance records them.
+    definitions: str = "ndt"
     dead_threshold: float = DEAD_THRESHOLD
     top_k: int = 10
     n_components: int = 10
@@ -116,7 +118,13 @@ def compare_layer(
         compute_spectrum(x, center=settings.center, token_axis=token_axis) for x in (before, after)
     ]
     metrics = [
-        compute_metrics(s, settings.metrics, dormant_tau=settings.dormant_tau) for s in spectra
+        compute_metrics(
+            s,
+            settings.metrics,
+            dormant_tau=settings.dormant_tau,
+            definitions=settings.definitions,
+        )  # fmt: skip
+        for s in spectra
     ]
     neurons = neuron_statistics(
         before,

@@ -11,6 +11,12 @@ from numpy.typing import NDArray
 from ndt.analysis.matrices import ActivationLike, to_matrix
 
 DEAD_THRESHOLD = 0.9
+#: The keys of reference §3.3's per-layer dicts, all readable from `NeuronStatistics`.
+REFERENCE_KEYS = (
+    "mean_before", "mean_after", "mean_change", "std_before", "std_after", "sparsity_before",
+    "sparsity_after", "became_dead", "became_alive", "n_dead_before", "n_dead_after",
+    "n_became_dead", "n_became_alive",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,20 @@ class NeuronStatistics:
     @property
     def became_alive(self) -> NDArray[np.bool_]:
         return self.dead_before & ~self.dead_after
+
+    def keys(self) -> tuple[str, ...]:
+        """The reference document's keys (§3.3), readable as ``stats[key]``."""
+        return REFERENCE_KEYS
+
+    def __getitem__(self, key: str) -> object:
+        """``stats['n_became_dead']`` and the other keys of reference §3.3's dicts."""
+        if key not in REFERENCE_KEYS:
+            raise KeyError(f"{key!r}; the keys are {', '.join(REFERENCE_KEYS)}")
+        counts = self.counts()
+        return counts[key] if key in counts else getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in REFERENCE_KEYS
 
     def counts(self) -> dict[str, int]:
         """n_neurons, n_dead_before, n_dead_after, n_became_dead, n_became_alive."""

@@ -1,8 +1,10 @@
-"""Architecture detection and the default choice of layers to track.
+"""Architecture handlers (the reference API's) and ``ndt track``'s default choice of layers.
 
-`detect_architecture` names the family ("mlp", "cnn", "transformer", "vit", or "generic"
-for anything else); `get_handler` returns the object that picks its layers. `select_layers`
-applies ``--layers`` glob patterns (`ndt.core.layer_globs`) to qualified module names instead.
+`detect_architecture` and `get_handler` return ndtracker-compatible handlers, whose
+`get_activation_layers` / `get_layer_names` feed `HighFrequencyTracker` as in reference
+§1.3. `detect_family` names the family ("mlp", "cnn", "transformer", "vit", or "generic")
+and `select_layers` gives the layers ``ndt track`` tracks by default (after each
+nonlinearity; each transformer block), or those matching ``--layers`` glob patterns.
 """
 
 from __future__ import annotations
@@ -11,40 +13,54 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ndt.architectures.base import ArchitectureHandler
-from ndt.architectures.feedforward import CNNHandler, MLPHandler
-from ndt.architectures.transformer import TransformerHandler, ViTHandler, is_attention
+from ndt.architectures.base import CONVOLUTIONS, ArchitectureHandler
+from ndt.architectures.feedforward import CNNHandler, MLPHandler, feedforward_layer_names
+from ndt.architectures.handlers import detect_architecture, get_handler, get_layers_for_model
+from ndt.architectures.transformer import (
+    TransformerHandler,
+    ViTHandler,
+    is_attention,
+    transformer_layer_names,
+)
 from ndt.core.layer_globs import match_layers
 from ndt.errors import NdtError
 
-HANDLERS: dict[str, type[ArchitectureHandler]] = {
-    "mlp": MLPHandler,
-    "cnn": CNNHandler,
-    "transformer": TransformerHandler,
-    "vit": ViTHandler,
-    "generic": ArchitectureHandler,
-}
+__all__ = [
+    "ArchitectureHandler",
+    "CNNHandler",
+    "MLPHandler",
+    "TransformerHandler",
+    "ViTHandler",
+    "detect_architecture",
+    "detect_family",
+    "get_handler",
+    "get_layers_for_model",
+    "select_layers",
+]
 
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
-
-def detect_architecture(model: nn.Module) -> str:
+def detect_family(model: nn.Module) -> str:
     """Name the model's family: "transformer" or "vit" if it has attention (vit when it
     embeds image patches with a convolution), else "cnn" with convolutions, "mlp" with
     Linear layers, and "generic" otherwise."""
     modules = list(model.modules())
     if any(is_attention(m) for m in modules):
-        return "vit" if any(isinstance(m, _CONV) for m in modules) else "transformer"
-    if any(isinstance(m, _CONV) for m in modules):
+        return "vit" if any(isinstance(m, CONVOLUTIONS) for m in modules) else "transformer"
+    if any(isinstance(m, CONVOLUTIONS) for m in modules):
         return "cnn"
     if any(isinstance(m, nn.Linear) for m in modules):
         return "mlp"
     return "generic"
 
 
-def get_handler(model: nn.Module) -> ArchitectureHandler:
-    """The handler for the model's detected architecture."""
-    return HANDLERS[detect_architecture(model)]()
+def default_layer_names(model: nn.Module) -> list[str]:
+    """Qualified names of the layers ``ndt track`` tracks when given no ``--layers``."""
+    family = detect_family(model)
+    if family in ("mlp", "cnn"):
+        return feedforward_layer_names(model)
+    if family in ("transformer", "vit"):
+        return transformer_layer_names(model)
+    return [name for name, _ in model.named_children()]
 
 
 def select_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> list[str]:
@@ -53,13 +69,13 @@ def select_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> li
     Args:
         model: The model.
         patterns: Glob patterns over qualified names (``blocks.*.mlp``); None or empty uses
-            the architecture handler's default.
+            `default_layer_names`.
 
     Raises:
         NdtError: if a pattern matches no module (listing a few that exist).
     """
     if not patterns:
-        names = get_handler(model).get_layer_names(model)
+        names = default_layer_names(model)
         if not names:
             raise NdtError("found no layers to track in this model; pass --layers GLOB")
         return names

@@ -1,10 +1,18 @@
-"""Transformer and ViT handlers: the residual stream after each block, then the head."""
+"""Transformer and ViT: ndt's default layers (each block's output, then the head) and
+ndtracker's handlers."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from ndt.architectures.base import ArchitectureHandler, leaf_modules
+from ndt.architectures.base import (
+    CONVOLUTIONS,
+    ArchitectureHandler,
+    every_other_if_many,
+    leaf_modules,
+)
+
+_FFN_WORDS = ("fc1", "fc2", "ffn", "feed_forward", "mlp")
 
 
 def is_attention(module: nn.Module) -> bool:
@@ -25,19 +33,85 @@ def block_names(model: nn.Module) -> list[str]:
     return [n for n in names if not any(o.startswith(n + ".") for o in names)]
 
 
-class TransformerHandler(ArchitectureHandler):
-    """Track each block's output and, when the model ends in a Linear head, the head."""
+def transformer_layer_names(model: nn.Module) -> list[str]:
+    """``ndt track``'s default: each block's output and, when the model ends in a Linear
+    head outside the blocks, the head."""
+    blocks = block_names(model)
+    head = [n for n, m in leaf_modules(model) if isinstance(m, nn.Linear)]
+    if head and not any(head[-1].startswith(b + ".") for b in blocks):
+        return blocks + [head[-1]]
+    return blocks
 
-    name = "transformer"
+
+def _attention(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+
+
+def _linears_named(model: nn.Module, words: tuple[str, ...]) -> list[nn.Module]:
+    return [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and any(w in name for w in words)
+    ]
+
+
+class TransformerHandler(ArchitectureHandler):
+    """Attention modules, then feed-forward Linear layers (named fc1/fc2, ffn, mlp); with
+    neither, every Linear layer (every other one when there are more than 10)."""
+
+    def validate_model(self, model: nn.Module) -> bool:
+        return any(
+            isinstance(m, nn.MultiheadAttention) or "Transformer" in type(m).__name__
+            for m in model.modules()
+        )
+
+    def get_activation_layers(self, model: nn.Module) -> list[nn.Module]:
+        layers = _attention(model) + _linears_named(model, _FFN_WORDS)
+        if layers:
+            return layers
+        return every_other_if_many([m for m in model.modules() if isinstance(m, nn.Linear)])
 
     def get_layer_names(self, model: nn.Module) -> list[str]:
-        blocks = block_names(model)
-        leaves = leaf_modules(model)
-        head = [n for n, m in leaves if isinstance(m, nn.Linear)]
-        if head and not any(head[-1].startswith(b + ".") for b in blocks):
-            return blocks + [head[-1]]
-        return blocks
+        attention = {id(m) for m in _attention(model)}
+        ffn = {id(m) for m in _linears_named(model, _FFN_WORDS)}
+        names, counts = [], {"Attention": 0, "FFN": 0, "FC": 0}
+        for module in self.get_activation_layers(model):
+            kind = "Attention" if id(module) in attention else "FFN" if id(module) in ffn else "FC"
+            suffix = "" if kind == "Attention" else f"_{module.out_features}"
+            names.append(f"{kind}_{counts[kind]}{suffix}")
+            counts[kind] += 1
+        return names
 
 
-class ViTHandler(TransformerHandler):
-    name = "vit"
+class ViTHandler(ArchitectureHandler):
+    """The patch embedding, the attention modules, then the MLP Linear layers (every other
+    one when there are more than 10)."""
+
+    def validate_model(self, model: nn.Module) -> bool:
+        names = [name for name, _ in model.named_modules()]
+        if any("patch_embed" in name for name in names):
+            return True
+        modules = list(model.modules())
+        return any(isinstance(m, CONVOLUTIONS) for m in modules) and bool(_attention(model))
+
+    def get_activation_layers(self, model: nn.Module) -> list[nn.Module]:
+        patch = [m for name, m in model.named_modules() if name.endswith("patch_embed")]
+        mlp = _linears_named(model, ("mlp",))
+        return patch[:1] + _attention(model) + every_other_if_many(mlp)
+
+    def get_layer_names(self, model: nn.Module) -> list[str]:
+        qualified = {id(m): name for name, m in model.named_modules()}
+        names, counts = [], {"PatchEmbed": 0, "Attention": 0, "MLP": 0, "Layer": 0}
+        for module in self.get_activation_layers(model):
+            name = qualified.get(id(module)) or ""
+            if "patch_embed" in name:
+                kind = "PatchEmbed"
+            elif isinstance(module, nn.MultiheadAttention):
+                kind = "Attention"
+            elif "mlp" in name:
+                kind = "MLP"
+            else:
+                kind = "Layer"
+            names.append(f"{kind}_{counts[kind]}")
+            counts[kind] += 1
+        return names

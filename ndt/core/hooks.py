@@ -80,16 +80,22 @@ class ActivationCapture:
         >>> capture = ActivationCapture()
         >>> capture.register_hooks(model, [m for m in model.modules() if isinstance(m, nn.Linear)])
         >>> _ = model(x)
-        >>> capture.get_activation("Linear_0_out").shape
+        >>> capture.get_activation("Linear_0").shape
         >>> capture.remove_hooks()
 
-    Default names are ``<ClassName>_<index>_out`` with the index in `layers`; pass
-    `layer_names` (for instance qualified names) to choose others.
+    Default names are ``<ClassName>_<index>`` with the index in `layers` (ndtracker's);
+    `get_activation` also answers to ``<ClassName>_<index>_out``, the reference document's
+    spelling. Pass `layer_names` (for instance qualified names) to choose others.
+
+    Attributes:
+        activations: Name -> detached latest output.
+        hooks: The registered hook handles.
     """
 
     def __init__(self) -> None:
-        self._activations: dict[str, torch.Tensor] = {}
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self.activations: dict[str, torch.Tensor] = {}
+        self.hooks: list[torch.utils.hooks.RemovableHandle] = []
+        self._layer_names: dict[nn.Module, str] = {}
 
     def register_hooks(
         self,
@@ -97,45 +103,66 @@ class ActivationCapture:
         layers: Sequence[nn.Module],
         layer_names: Sequence[str] | None = None,
     ) -> None:
-        """Hook every module in `layers` (which should belong to `model`)."""
+        """Hook every module in `layers` (which should belong to `model`).
+
+        Raises:
+            NdtError (a ValueError): if `layer_names` and `layers` differ in length, or a
+                layer is not a module of `model`.
+        """
+        layers = list(layers)
         if layer_names is not None and len(layer_names) != len(layers):
-            raise ValueError(f"{len(layer_names)} layer_names for {len(layers)} layers")
-        names = layer_names or [f"{type(m).__name__}_{i}_out" for i, m in enumerate(layers)]
+            raise NdtError(
+                f"Number of layer names ({len(layer_names)}) must match number of layers "
+                f"({len(layers)})"
+            )
+        names = list(layer_names or default_layer_names(layers))
         owned = {id(m) for m in model.modules()}
         for name, module in zip(names, layers, strict=True):
             if id(module) not in owned:
-                raise ValueError(f"layer {name} is not a module of the given model")
-            self._handles.append(module.register_forward_hook(self._make_hook(name)))
+                raise NdtError(f"layer {name} is not a module of the given model")
+        for name, module in zip(names, layers, strict=True):
+            self._layer_names[module] = name
+            self.hooks.append(module.register_forward_hook(self._make_hook(name)))
 
     def _make_hook(self, name: str) -> Callable:
         def hook(module: nn.Module, args: object, output: object) -> None:
             tensor = first_tensor(output)
             if tensor is not None:
-                self._activations[name] = tensor.detach()
+                self.activations[name] = tensor.detach()
 
         return hook
 
     def get_activation(self, name: str) -> torch.Tensor | None:
-        """The latest output of the layer called `name`, or None."""
-        return self._activations.get(name)
+        """The latest output of the layer called `name` (or `name` less an ``_out``
+        suffix), or None."""
+        found = self.activations.get(name)
+        if found is None and name.endswith("_out"):
+            found = self.activations.get(name[: -len("_out")])
+        return found
 
     def get_all_activations(self) -> dict[str, torch.Tensor]:
         """A copy of the name -> latest output mapping."""
-        return dict(self._activations)
+        return dict(self.activations)
 
     def clear_activations(self) -> None:
         """Forget the stored outputs (hooks stay registered)."""
-        self._activations.clear()
+        self.activations.clear()
 
     def remove_hooks(self) -> None:
         """Remove every hook this object registered, and the stored outputs."""
-        for handle in self._handles:
+        for handle in self.hooks:
             handle.remove()
-        self._handles.clear()
-        self._activations.clear()
+        self.hooks.clear()
+        self.activations.clear()
+        self._layer_names.clear()
 
     def __enter__(self) -> ActivationCapture:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove_hooks()
+
+
+def default_layer_names(layers: Sequence[nn.Module]) -> list[str]:
+    """ndtracker's names: class name and position in `layers` (``Linear_0``, ``Conv2d_1``)."""
+    return [f"{type(m).__name__}_{i}" for i, m in enumerate(layers)]

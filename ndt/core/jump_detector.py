@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ndt.errors import DetectorError
 from ndt.jumps.zscore import ZScoreDetector
 
 
@@ -51,9 +52,20 @@ class JumpDetector:
     """
 
     def __init__(self, window_size: int = 10, z_threshold: float = 3.0, min_samples: int = 5):
+        # Checked here, not at use, because the reference library raises at construction.
+        if window_size < 1:
+            raise DetectorError(f"window_size must be >= 1, got {window_size}")
+        if z_threshold <= 0:
+            raise DetectorError(f"z_threshold must be positive, got {z_threshold}")
+        if min_samples < 1:
+            raise DetectorError(f"min_samples must be >= 1, got {min_samples}")
         self.window_size = window_size
         self.z_threshold = z_threshold
         self.min_samples = min_samples
+
+    def _rule(self) -> ZScoreDetector:
+        # A window of one point has no spread: the rule needs two at least.
+        return ZScoreDetector(max(2, self.window_size), self.z_threshold, max(2, self.min_samples))
 
     def detect_jumps(
         self,
@@ -72,14 +84,16 @@ class JumpDetector:
             The jumps, in step order.
         """
         values = np.asarray(values, dtype=np.float64)
-        rule = ZScoreDetector(self.window_size, self.z_threshold, self.min_samples)
+        if values.size == 0:
+            return []
+        rule = self._rule()
         finite = np.flatnonzero(np.isfinite(values))
         z = np.full(values.size, np.nan)
         z[finite] = rule.z_scores(values[finite])
         jumps = []
         for index, _ in rule.locate(values[finite]):
             position = int(finite[index])
-            window = values[finite[max(0, index - self.window_size) : index]]
+            window = values[finite[max(0, index - rule.window_size) : index]]
             jumps.append(
                 Jump(
                     step=int(step_offset + position),
@@ -90,3 +104,50 @@ class JumpDetector:
                 )
             )
         return jumps
+
+    def detect_jumps_with_direction(
+        self,
+        values: Sequence[float] | np.ndarray,
+        direction: str | None = None,
+        metric_name: str = "",
+        step_offset: int = 0,
+    ) -> list[Jump]:
+        """`detect_jumps`, keeping only upward (``"up"``: the value rose above its window's
+        mean) or downward (``"down"``) jumps; None keeps both.
+
+        Raises:
+            DetectorError (a ValueError): for any other `direction`.
+        """
+        if direction not in (None, "up", "down"):
+            raise DetectorError(f"direction must be 'up', 'down' or None, got {direction!r}")
+        jumps = self.detect_jumps(values, metric_name=metric_name, step_offset=step_offset)
+        if direction == "up":
+            return [j for j in jumps if j.value_after > j.value_before]
+        if direction == "down":
+            return [j for j in jumps if j.value_after < j.value_before]
+        return jumps
+
+    def compute_rolling_statistics(
+        self, values: Sequence[float] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Trailing-window mean, standard deviation and z-score of each point.
+
+        Returns:
+            Three arrays of shape (n_values,): 0 where a point has fewer than `min_samples`
+            points before it (and z 0 where its window is flat).
+
+        Raises:
+            DetectorError (a ValueError): if `values` is empty.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if values.size == 0:
+            raise DetectorError("values cannot be empty")
+        rule = self._rule()
+        means = np.zeros(values.size)
+        stds = np.zeros(values.size)
+        for i in range(rule.min_samples, values.size):
+            window = values[max(0, i - rule.window_size) : i]
+            means[i] = window.mean()
+            stds[i] = window.std(ddof=1)
+        z_scores = np.nan_to_num(rule.z_scores(values))
+        return means, stds, z_scores

@@ -201,3 +201,75 @@ def compute_spectrum(
     accumulator = SpectrumAccumulator(int(tensor.shape[0]), center=center, token_axis=token_axis)
     accumulator.update(tensor)
     return accumulator.finalize()
+
+
+SMALL_MAX_SIDE = 256
+"""Layers whose Gram side (min(n_samples, n_features)) is at most this take `small_spectra`'s
+batched path: for the many small measurements of an in-training tracker, the fixed cost of
+one accumulator, one LAPACK call and one metrics pass per layer outweighs the arithmetic."""
+
+
+def small_spectra(
+    activations: dict[str, torch.Tensor],
+    *,
+    center: bool = True,
+    token_axes: dict[str, bool] | None = None,
+) -> dict[str, Spectrum]:
+    """Spectra of several whole layer outputs; the small ones all at once.
+
+    The small matrices are zero-padded into one (k, n, d) float64 stack: centring (real
+    rows only), the Grams and their eigenvalues are one batched operation each. Padding
+    adds only zero rows and columns, so each layer's eigenvalues are its own plus zeros;
+    its first min(n_samples, n_features) are kept, with the same floor on round-off as
+    `compute_spectrum`, to which the result is equal. The arithmetic is torch's, on the
+    threads torch is given. Outputs on an accelerator or with a Gram side above
+    `SMALL_MAX_SIDE` go through `compute_spectrum`.
+
+    Args:
+        activations: Layer name -> output (B, ...).
+        center: Centre over samples.
+        token_axes: Layer name -> `token_axis` of `as_matrix` (default True).
+    """
+    token_axes = token_axes or {}
+    spectra: dict[str, Spectrum] = {}
+    small: dict[str, torch.Tensor] = {}
+    for name, output in activations.items():
+        axis = token_axes.get(name, True)
+        matrix = as_matrix(output.detach(), token_axis=axis)
+        if matrix.device.type != "cpu" or min(matrix.shape) > SMALL_MAX_SIDE:
+            spectra[name] = compute_spectrum(output, center=center, token_axis=axis)
+        else:
+            small[name] = matrix
+    if small:
+        spectra.update(_batched_spectra(small, center))
+    return {name: spectra[name] for name in activations}
+
+
+def _batched_spectra(matrices: dict[str, torch.Tensor], center: bool) -> dict[str, Spectrum]:
+    shapes = [tuple(m.shape) for m in matrices.values()]
+    n_max, d_max = max(n for n, _ in shapes), max(d for _, d in shapes)
+    stack = torch.zeros(len(shapes), n_max, d_max, dtype=torch.float64)
+    for index, matrix in enumerate(matrices.values()):
+        stack[index, : matrix.shape[0], : matrix.shape[1]] = matrix
+    if all(n == n_max for n, _ in shapes):  # the usual case: every layer saw the same batch
+        activity = stack.abs().mean(1).numpy()
+        if center:
+            stack -= stack.mean(1, keepdim=True)
+    else:
+        rows = torch.tensor([n for n, _ in shapes], dtype=torch.float64)
+        activity = (stack.abs().sum(1) / rows[:, None]).numpy()
+        if center:
+            real = (torch.arange(n_max)[None, :] < rows[:, None]).to(torch.float64)
+            stack -= real[:, :, None] * (stack.sum(1) / rows[:, None])[:, None, :]
+    gram = stack.mT @ stack if d_max <= n_max else stack @ stack.mT
+    finite = torch.isfinite(gram).flatten(1).all(1)
+    gram[~finite] = 0.0
+    values = torch.linalg.eigvalsh(gram).flip(1).numpy()
+    sizes = np.array([min(n, d) for n, d in shapes])
+    floor = values[:, :1] * sizes[:, None] * np.finfo(np.float64).eps
+    values = np.where(values > floor, values, 0.0)
+    values[~finite.numpy()] = np.nan
+    return {
+        name: Spectrum(values[index, :size], activity[index, :d], n, d)
+        for index, (name, (n, d), size) in enumerate(zip(matrices, shapes, sizes, strict=True))
+    }

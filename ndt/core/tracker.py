@@ -10,6 +10,10 @@ from which every metric is computed (`ndt.core.estimators`):
 - without a probe (as the reference API does), forward hooks keep the detached output of
   the latest forward pass of each layer, i.e. the current training batch, and a sampled
   `log` measures those. The batch changes from step to step, so these curves are noisier.
+
+Defaults, names and accessors follow the ndtracker package (the reference API's
+implementation) where the reference document does not say otherwise; docs/python-api.md
+lists each choice.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,16 +29,45 @@ import torch
 from torch import nn
 
 from ndt.architectures import select_layers
-from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
-from ndt.core.hooks import ActivationCapture, resolve_modules
+from ndt.core.estimators import (
+    DEFAULT_METRICS,
+    Definitions,
+    check_definitions,
+    compute_metrics_many,
+    validate_metrics,
+)
+from ndt.core.hooks import ActivationCapture, default_layer_names, resolve_modules
+from ndt.core.jump_detector import JumpDetector
 from ndt.core.rows import channels_first_layers
-from ndt.core.spectrum import Spectrum, compute_spectrum
+from ndt.core.spectrum import Spectrum, as_matrix, small_spectra
 from ndt.errors import NdtError
 from ndt.io.probe import Probe
 
 logger = logging.getLogger(__name__)
 
 _BASE_COLUMNS = ("step", "loss", "grad_norm")
+_TRACKED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_MAX_AUTO_LAYERS = 20
+# Probes up to this many samples are run in one forward pass and kept whole; larger ones
+# are streamed in chunks by the replay engine.
+_WHOLE_PROBE_MAX = 4096
+
+
+@dataclass
+class DimensionalityMetrics:
+    """One layer's four reference metrics at one step (ndtracker's record)."""
+
+    step: int
+    stable_rank: float
+    participation_ratio: float
+    cumulative_90: float
+    nuclear_norm_ratio: float
+    loss: float
+    grad_norm: float | None = None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """The record as a plain dict (keys as the field names)."""
+        return asdict(self)
 
 
 class HighFrequencyTracker:
@@ -41,19 +75,30 @@ class HighFrequencyTracker:
 
     Args:
         model: The model being trained.
-        layers: Modules of `model`, or their qualified names, to track; None uses
-            `ndt.architectures.select_layers` (the layers ``ndt track`` picks).
-        layer_names: Names for `layers` in the results (default: qualified module names).
+        layers: Modules of `model`, or their qualified names, to track. None: with a probe,
+            the layers ``ndt track`` picks (`ndt.architectures.select_layers`), named by
+            their qualified names; without one, as ndtracker: every Linear and Conv layer
+            (every other one when there are more than 20), named ``Linear_0``,
+            ``Conv2d_1``, ... (class name and position).
+        layer_names: Names for `layers` in the results (default: qualified module names
+            for given layers).
         sampling_frequency: Measure at steps that are multiples of this (and when forced).
-        enable_jump_detection: Allow `detect_jumps`.
-        jump_window_size: Trailing window of the z-score detector, in logged points
-            (None: `JumpDetector`'s default).
-        jump_z_threshold: |z| above which the detector reports a jump (None: its default).
+        enable_jump_detection: Create `jump_detector` and allow `detect_jumps`.
+        jump_window_size: Trailing window of the z-score detector, in logged points.
+        jump_z_threshold: |z| above which the detector reports a jump.
         device: Where the probe forward runs; None means the device of the model's weights.
         probe: A fixed probe batch (`ndt.io.probe.Probe` or an inputs tensor (n_samples, ...)).
             None measures the activations of the latest training forward instead.
-        center: Centre activations over samples before the spectrum (as ``ndt track``).
+        center: Centre activations over samples before the spectrum; None takes the
+            definitions' choice.
         metrics: Names from `ndt.core.estimators.METRICS` to compute.
+        definitions: "ndt" (centred, as ``ndt track``) or "ndtracker" (uncentred,
+            sigma-based participation ratio), see docs/metrics.md.
+
+    Attributes:
+        activation_capture: The `ActivationCapture` holding the hooks (None with a probe).
+        jump_detector: The `JumpDetector` of `detect_jumps` (None when disabled).
+        metrics_history: Layer -> list of `DimensionalityMetrics`, one per recorded step.
 
     Example:
         >>> tracker = HighFrequencyTracker(model, sampling_frequency=10, probe=x_probe)
@@ -69,58 +114,76 @@ class HighFrequencyTracker:
         model: nn.Module,
         layers: Sequence[nn.Module | str] | None = None,
         layer_names: Sequence[str] | None = None,
-        sampling_frequency: int = 10,
+        sampling_frequency: int = 1,
         enable_jump_detection: bool = True,
-        jump_window_size: int | None = None,
-        jump_z_threshold: float | None = None,
+        jump_window_size: int = 50,
+        jump_z_threshold: float = 3.0,
         device: str | torch.device | None = None,
         probe: Probe | torch.Tensor | None = None,
-        center: bool = True,
+        center: bool | None = None,
         metrics: Sequence[str] = DEFAULT_METRICS,
+        definitions: Definitions = "ndt",
     ) -> None:
         self.model = model
         self.sampling_frequency = sampling_frequency
         self.enable_jump_detection = enable_jump_detection
         self.jump_window_size = jump_window_size
         self.jump_z_threshold = jump_z_threshold
-        self.center = center
+        self.definitions = check_definitions(definitions)
+        self.center = (definitions == "ndt") if center is None else center
         if not isinstance(model, nn.Module):
             raise NdtError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if int(sampling_frequency) < 1:
             raise NdtError(f"sampling_frequency must be at least 1, got {sampling_frequency}")
-        try:
-            self.metrics = validate_metrics(metrics)
-        except ValueError as exc:
-            raise NdtError(str(exc)) from None
-        self._modules = self._resolve_layers(layers)
-        names = list(layer_names) if layer_names is not None else list(self._modules)
+        self.metrics = validate_metrics(metrics)
+        self.probe = Probe(inputs=probe) if isinstance(probe, torch.Tensor) else probe
+        self._modules, default_names = self._resolve_layers(layers)
+        names = list(layer_names) if layer_names is not None else default_names
         if len(names) != len(self._modules):
             raise NdtError(f"{len(names)} layer_names for {len(self._modules)} layers")
         if len(set(names)) != len(names):
             raise NdtError("layer_names must be unique")
         self.layer_names = names
         self._display = dict(zip(self._modules, names, strict=True))
+        # One rows rule with `ndt track`: a Conv1d and the modules it feeds are (B, C, L).
+        channels_first = channels_first_layers(model, list(self._modules))
+        self._token_axes = {n: n not in channels_first for n in self._modules}
         weights = next(model.parameters(), None)
         default = weights.device if weights is not None else torch.device("cpu")
         self.device = torch.device(device) if device is not None else default
-        self.probe = Probe(inputs=probe) if isinstance(probe, torch.Tensor) else probe
         self._rows: dict[str, list[tuple[float, ...]]] = {name: [] for name in names}
-        self._capture: ActivationCapture | None = None
+        self.metrics_history: dict[str, list[DimensionalityMetrics]] = {n: [] for n in names}
+        self.jump_detector = (
+            JumpDetector(window_size=jump_window_size, z_threshold=jump_z_threshold)
+            if enable_jump_detection
+            else None
+        )
+        self.activation_capture: ActivationCapture | None = None
         if self.probe is None:
-            self._capture = ActivationCapture()
-            self._capture.register_hooks(model, list(self._modules.values()), list(self._modules))
+            self.activation_capture = ActivationCapture()
+            self.activation_capture.register_hooks(
+                model, list(self._modules.values()), list(self._modules)
+            )
             # Hooks live on the model: drop them when the tracker goes, even without close().
-            self._finalizer = weakref.finalize(self, self._capture.remove_hooks)
+            self._finalizer = weakref.finalize(self, self.activation_capture.remove_hooks)
 
-    def _resolve_layers(self, layers: Sequence[nn.Module | str] | None) -> dict[str, nn.Module]:
-        """Qualified name -> module, in the given (or model) order."""
+    @property
+    def activations(self) -> dict[str, torch.Tensor]:
+        """The captured outputs not yet measured, by module key (empty with a probe)."""
+        return {} if self.activation_capture is None else self.activation_capture.activations
+
+    def _resolve_layers(
+        self, layers: Sequence[nn.Module | str] | None
+    ) -> tuple[dict[str, nn.Module], list[str]]:
+        """(Qualified name -> module, in the given or model order; their default names)."""
         if layers is None:
-            return resolve_modules(self.model, select_layers(self.model))
+            return self._default_layers()
         layers = list(layers)
         if not layers:
-            raise NdtError("layers is empty; pass None to track the default layers")
+            raise NdtError("No layers to track: layers is empty; pass None for the default")
         if all(isinstance(layer, str) for layer in layers):
-            return resolve_modules(self.model, layers)
+            modules = resolve_modules(self.model, layers)
+            return modules, list(modules)
         qualified = {id(module): name for name, module in self.model.named_modules()}
         modules = {}
         for index, layer in enumerate(layers):
@@ -130,38 +193,58 @@ class HighFrequencyTracker:
                     "pass its modules or their qualified names"
                 )
             modules[qualified[id(layer)]] = layer
-        return modules
+        return modules, list(modules)
+
+    def _default_layers(self) -> tuple[dict[str, nn.Module], list[str]]:
+        if self.probe is not None:
+            try:
+                modules = resolve_modules(self.model, select_layers(self.model))
+            except NdtError as exc:
+                raise NdtError(f"No layers to track: {exc}") from None
+            return modules, list(modules)
+        found = [(n, m) for n, m in self.model.named_modules() if isinstance(m, _TRACKED_TYPES)]
+        if not found:
+            raise NdtError(
+                "No layers to track: the model has no Linear or Conv layer; pass layers="
+            )
+        if len(found) > _MAX_AUTO_LAYERS:
+            found = found[::2]
+        return dict(found), default_layer_names([m for _, m in found])
+
+    def _prepare_activation_matrix(self, activation: torch.Tensor) -> torch.Tensor:
+        """A layer output as the (n_samples, n_features) matrix its spectrum is taken of."""
+        return as_matrix(activation)
 
     def _spectra(self) -> dict[str, Spectrum | None]:
+        token_axes = self._token_axes
         if self.probe is not None:
-            from ndt.replay.engine import layer_spectra
-
-            modes = [(module, module.training) for module in self.model.modules()]
-            try:
-                return layer_spectra(
-                    self.model, self.probe, list(self._modules), center=self.center,
-                    device=self.device,
-                )  # fmt: skip
-            finally:
-                for module, training in modes:
-                    module.training = training
-        spectra: dict[str, Spectrum | None] = {}
-        channels_first = channels_first_layers(self.model, list(self._modules))
+            return self._probe_spectra(token_axes)
+        outputs = {}
         for name in self._modules:
-            activation = self._capture.get_activation(name)
-            if activation is None:
-                spectra[name] = None
-                continue
-            spectra[name] = compute_spectrum(
-                activation, center=self.center, token_axis=name not in channels_first
-            )
-        if all(spectrum is None for spectrum in spectra.values()):
-            raise NdtError(
-                "no activations to measure: call tracker.log after the model's forward pass, "
-                "or pass probe= to measure a fixed batch"
-            )
-        self._capture.clear_activations()
-        return spectra
+            activation = self.activation_capture.get_activation(name)
+            if activation is not None:
+                outputs[name] = activation
+        self.activation_capture.clear_activations()
+        spectra = small_spectra(outputs, center=self.center, token_axes=token_axes)
+        return {name: spectra.get(name) for name in self._modules}
+
+    def _probe_spectra(self, token_axes: dict[str, bool]) -> dict[str, Spectrum]:
+        """The probe's spectra: a small probe in one forward and `small_spectra`, a large
+        one streamed through the replay engine's `layer_spectra` (as ``ndt track``)."""
+        from ndt.replay.engine import capture_activations, layer_spectra
+
+        layers = list(self._modules)
+        modes = [(module, module.training) for module in self.model.modules()]
+        try:
+            if self.probe.n_samples > _WHOLE_PROBE_MAX:
+                return layer_spectra(
+                    self.model, self.probe, layers, center=self.center, device=self.device
+                )
+            outputs = capture_activations(self.model, self.probe, layers, device=self.device)
+            return small_spectra(outputs, center=self.center, token_axes=token_axes)
+        finally:
+            for module, training in modes:
+                module.training = training
 
     def should_log(self, step: int) -> bool:
         """True when `step` is a multiple of `sampling_frequency`."""
@@ -177,82 +260,118 @@ class HighFrequencyTracker:
         """Record the metrics of every tracked layer if `step` is sampled (or `force`).
 
         Call it after the training step's forward pass (and, usually, after
-        ``optimizer.step()``). Without a probe, a layer that did not run since the last
-        recorded step gets NaN metrics and a logged warning.
+        ``optimizer.step()``). A layer that did not run since the last recorded step, or
+        whose activations are not finite, records nothing for this step; a warning (no
+        activation) or an error (non-finite) is logged, as ndtracker does.
 
         Raises:
-            NdtError: without a probe, if no tracked layer ran since the last recorded step;
-                with one, if the probe does not fit the model.
+            NdtError: with a probe, if the probe does not fit the model.
         """
         if not force and not self.should_log(step):
             return
         spectra = self._spectra()
         base = (float(step), _scalar(loss), _scalar(grad_norm))
+        measured = {}
         for name, spectrum in spectra.items():
+            display = self._display[name]
             if spectrum is None:
-                logger.warning("layer %s produced no output before step %d", name, step)
-                values = (float("nan"),) * len(self.metrics)
+                logger.warning("No activation captured for layer %s at step %d", display, step)
+            elif not spectrum.is_finite:
+                logger.error(
+                    "Error computing metrics for %s at step %d: the activations hold NaN or "
+                    "Inf values",
+                    display,
+                    step,
+                )
             else:
-                values = tuple(compute_metrics(spectrum, self.metrics).values())
-            self._rows[self._display[name]].append(base + values)
+                measured[display] = spectrum
+        rows = compute_metrics_many(
+            list(measured.values()), self.metrics, definitions=self.definitions
+        )
+        for display, values in zip(measured, rows, strict=True):
+            self._rows[display].append(base + tuple(values.values()))
+            self.metrics_history[display].append(_record(step, base, values))
 
-    def get_results(self, layer_name: str | None = None) -> dict[str, pd.DataFrame]:
+    def get_results(self, layer_name: str | None = None) -> dict[str, pd.DataFrame] | pd.DataFrame:
         """The curves: layer -> DataFrame with one row per recorded step and the columns
         step, loss, grad_norm, then one per metric.
 
         Args:
-            layer_name: Return only this layer's DataFrame (still in a one-item dict).
+            layer_name: Return only this layer's DataFrame (not in a dict).
+
+        Raises:
+            NdtError (a ValueError): "Unknown layer name ..." for an untracked layer.
         """
-        names = self.layer_names if layer_name is None else [self._checked_layer(layer_name)]
+        if layer_name is not None:
+            return self._frame(self._checked_layer(layer_name))
+        return {name: self._frame(name) for name in self.layer_names}
+
+    def _frame(self, name: str) -> pd.DataFrame:
         columns = [*_BASE_COLUMNS, *self.metrics]
-        frames = {}
-        for name in names:
-            frame = pd.DataFrame(self._rows[name], columns=columns, dtype=np.float64)
-            frame["step"] = frame["step"].astype(np.int64)
-            frames[name] = frame
-        return frames
+        frame = pd.DataFrame(self._rows[name], columns=columns, dtype=np.float64)
+        frame["step"] = frame["step"].astype(np.int64)
+        return frame
 
     def _checked_layer(self, name: str) -> str:
         if name not in self._rows:
-            raise NdtError(f"no layer '{name}' is tracked; tracked: {', '.join(self._rows)}")
+            raise NdtError(f"Unknown layer name '{name}'; tracked: {', '.join(self._rows)}")
         return name
 
     def detect_jumps(
         self, metric: str = "stable_rank", layer_name: str | None = None
     ) -> dict[str, list]:
-        """Run the reference's rolling z-score detector on each layer's curve of `metric`.
+        """Run `jump_detector` (rolling z-score) on each layer's curve of `metric`.
+
+        Args:
+            metric: A tracked metric.
+            layer_name: Only this layer; an untracked name gives an empty dict.
 
         Returns:
-            Layer -> list of `ndt.core.jump_detector.Jump`, with `step` the training step.
+            Layer -> list of `ndt.core.jump_detector.Jump`, with `step` the training step
+            and `metric_name` ``<layer>_<metric>``.
 
         Raises:
-            NdtError: if jump detection is disabled or `metric` is not tracked.
+            NdtError (a ValueError): if jump detection is disabled or `metric` is not tracked.
         """
-        from ndt.core.jump_detector import JumpDetector
-
-        if not self.enable_jump_detection:
-            raise NdtError("jump detection is disabled; create the tracker with it enabled")
+        if self.jump_detector is None:
+            raise NdtError("Jump detection is disabled; create the tracker with it enabled")
         if metric not in self.metrics:
-            raise NdtError(f"metric '{metric}' is not tracked; tracked: {', '.join(self.metrics)}")
-        settings = {"window_size": self.jump_window_size, "z_threshold": self.jump_z_threshold}
-        detector = JumpDetector(**{k: v for k, v in settings.items() if v is not None})
+            raise NdtError(f"metric must be one of {', '.join(self.metrics)}; got '{metric}'")
+        names = self.layer_names if layer_name is None else [layer_name]
         found = {}
-        for name, frame in self.get_results(layer_name).items():
+        for name in names:
+            if name not in self._rows:
+                continue
+            frame = self._frame(name)
             steps = frame["step"].to_numpy()
-            jumps = detector.detect_jumps(frame[metric].to_numpy(), metric_name=metric)
+            jumps = self.jump_detector.detect_jumps(
+                frame[metric].to_numpy(), metric_name=f"{name}_{metric}"
+            )
             found[name] = [_at_step(jump, steps) for jump in jumps]
         return found
 
     def close(self) -> None:
         """Remove the forward hooks (if any); recorded results stay available."""
-        if self._capture is not None:
-            self._capture.remove_hooks()
+        if self.activation_capture is not None:
+            self.activation_capture.remove_hooks()
 
     def __enter__(self) -> HighFrequencyTracker:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _record(step: int, base: tuple[float, ...], values: dict[str, float]) -> DimensionalityMetrics:
+    return DimensionalityMetrics(
+        step=int(step),
+        stable_rank=values.get("stable_rank", float("nan")),
+        participation_ratio=values.get("participation_ratio", float("nan")),
+        cumulative_90=values.get("cumulative_energy_90", float("nan")),
+        nuclear_norm_ratio=values.get("nuclear_norm_ratio", float("nan")),
+        loss=base[1],
+        grad_norm=None if np.isnan(base[2]) else base[2],
+    )
 
 
 def _scalar(value: float | torch.Tensor | None) -> float:

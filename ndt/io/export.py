@@ -24,7 +24,7 @@ import pandas as pd
 from ndt.errors import NdtError
 from ndt.io.file_replace import write_text_atomic
 from ndt.io.json_text import to_json
-from ndt.io.store import Results, read_results, write_results
+from ndt.io.store import Results, read_results
 
 ExportFormat = Literal["csv", "json"]
 FORMATS: tuple[str, ...] = ("csv", "json")
@@ -130,45 +130,6 @@ def tidy_table(results: Results) -> pd.DataFrame:
     for name, values in results.scalars.items():
         frame[name] = np.repeat(np.asarray(values, dtype=np.float64), n_layers)
     return frame
-
-
-def export_to_hdf5(
-    results: Mapping[str, pd.DataFrame],
-    path: str | Path,
-    metadata: Mapping[str, object] | None = None,
-) -> Path:
-    """Write tracker results as a results file that ``ndt jumps`` and ``ndt plot`` read.
-
-    Args:
-        results: Layer -> DataFrame, as `HighFrequencyTracker.get_results` returns.
-        path: The HDF5 file to write (replaced atomically).
-        metadata: Free-form metadata stored under ``/metadata``, e.g. ``{"model": "MLP"}``.
-
-    Returns:
-        The path written.
-
-    Raises:
-        NdtError: see `results_from_frames`.
-    """
-    path = Path(path)
-    write_results(path, results_from_frames(results, metadata))
-    return path
-
-
-def export_to_csv(results: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
-    """Write tracker results as the tidy CSV table (step, layer, metrics, loss, grad_norm).
-
-    Returns:
-        The path written.
-
-    Raises:
-        NdtError: see `results_from_frames`.
-        OSError: naming `path` when it cannot be written (written atomically).
-    """
-    path = Path(path)
-    text = tidy_table(results_from_frames(results)).to_csv(index=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(path, text)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:

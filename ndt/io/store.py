@@ -92,6 +92,8 @@ class Provenance:
     dtype: str = "float32"
     tokens: str = "all"
     command: str = ""
+    #: Metric definitions ("ndt" or "ndtracker"); files written before it read as "ndt".
+    definitions: str = "ndt"
 
     def comparable(self) -> dict[str, object]:
         """The fields two runs must share for their curves to be comparable."""
@@ -101,6 +103,7 @@ class Provenance:
             "probe_sha256": self.probe_sha256,
             "center": self.center,
             "dormant_tau": self.dormant_tau,
+            "definitions": self.definitions,
             "metrics": tuple(self.metrics),
             "layers": tuple(self.layers),
             "dtype": self.dtype,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ndt.architectures import detect_architecture, select_layers
+from ndt.architectures import detect_family, select_layers
 from ndt.errors import ModelSpecError
 from ndt.io.checkpoints import Checkpoint, read_state_dict
 from ndt.io.manifest import MANIFEST_NAME, ModelSpec, read_manifest
@@ -91,5 +91,5 @@ def list_layers(
         if name
     ]
     return LayerListing(
-        spec, detect_architecture(model), modules, str(checkpoint) if checkpoint else None
+        spec, detect_family(model), modules, str(checkpoint) if checkpoint else None
     )

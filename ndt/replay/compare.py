@@ -309,6 +309,7 @@ def compare_run(
         metrics=tuple(provenance.metrics) or CompareSettings.metrics,
         center=bool(provenance.center),
         dormant_tau=float(provenance.dormant_tau),
+        definitions=str(provenance.definitions),
         dead_threshold=dead_threshold,
         top_k=top_k,
         n_components=n_components,

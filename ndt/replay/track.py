@@ -11,14 +11,20 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ndt.core.estimators import DEFAULT_METRICS, compute_metrics, validate_metrics
+from ndt.core.estimators import (
+    DEFAULT_METRICS,
+    Definitions,
+    check_definitions,
+    compute_metrics,
+    validate_metrics,
+)
 from ndt.core.rows import parse_tokens
 from ndt.errors import CheckpointError, NdtError
 from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
@@ -111,8 +117,9 @@ def track(
     probe: str | Path | None = None,
     layers: Sequence[str] | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
-    center: bool = True,
+    center: bool | None = None,
     dormant_tau: float = 0.0,
+    definitions: Definitions = "ndt",
     batch_size: int | None = None,
     device: str = "auto",
     dtype: str = "float32",
@@ -153,12 +160,21 @@ def track(
             cores shared among the N workers). Without `scheduler`, unused: the caller sets
             ``torch.set_num_threads``.
 
+    `definitions` picks the metric definitions (docs/metrics.md): "ndt" (centred over
+    samples) or "ndtracker" (uncentred, participation ratio on the singular values, as the
+    ndtracker package); `center` overrides the centring (None: the definitions' choice).
+    Both are recorded in the provenance.
+
     Raises:
         NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
             not fit the model, or options that differ from those recorded in `out`.
         ResultsLockedError: if another process holds `out`'s lock for longer than `wait`.
     """
     metrics = _checked_metrics(metrics)
+    check_definitions(definitions)
+    center = (definitions == "ndt") if center is None else center
+    if scheduler is not None and definitions != "ndt":
+        raise NdtError("--definitions ndtracker does not run with --scheduler yet; drop one")
     tokens = parse_tokens(tokens).describe()
     setup = prepare_run(
         ckpt_dir,
@@ -179,6 +195,7 @@ def track(
     )
     checkpoints = plan.checkpoints
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command, tokens)
+    provenance = replace(provenance, definitions=definitions)
     out = Path(out)
     table = RunTable.start(out, provenance, overwrite, wait)
     report = TrackReport(path=out, results=table.results(), notes=plan.notes)
@@ -239,7 +256,7 @@ def track(
                 loop.settle()
                 # The last layers may still be folding: the solver waits for them, so the
                 # next checkpoint's forward pass starts now.
-                solving = solver.submit(solve_metrics, folded, metrics, dormant_tau)
+                solving = solver.submit(solve_metrics, folded, metrics, dormant_tau, definitions)
                 loop.pending = (checkpoint, name, digest, solving)
         finally:
             # Keep the checkpoint whose decomposition is in flight, even when stopping early.
@@ -289,14 +306,20 @@ def _provenance(
 
 
 def solve_metrics(
-    folded: FoldedSpectra, metrics: Sequence[str], dormant_tau: float
+    folded: FoldedSpectra,
+    metrics: Sequence[str],
+    dormant_tau: float,
+    definitions: Definitions = "ndt",
 ) -> tuple[np.ndarray, list[str], float]:
     """Metrics of one checkpoint, shape (n_metrics, n_layers); the layers whose activations
     were not finite; and the seconds spent on them (folding included, waiting not)."""
     folded.settle()
     started = time.perf_counter()
     spectra = folded.spectra()
-    rows = [compute_metrics(s, metrics, dormant_tau=dormant_tau) for s in spectra.values()]
+    rows = [
+        compute_metrics(s, metrics, dormant_tau=dormant_tau, definitions=definitions)
+        for s in spectra.values()
+    ]
     values = np.array([[row[m] for row in rows] for m in metrics], dtype=np.float64)
     broken = [name for name, spectrum in spectra.items() if not spectrum.is_finite]
     return values, broken, time.perf_counter() - started + folded.fold_seconds

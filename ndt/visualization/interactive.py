@@ -1,12 +1,14 @@
 """Interactive plotly figures (optional extra: ``pip install 'ndt-replay[interactive]'``).
 
 ``ndt plot --html`` does not need plotly: it writes a self-contained page (`page.py`).
-This module serves notebook users of the reference API's `create_interactive_plot`.
+This module serves notebook users: the reference API's `create_interactive_plot`,
+`create_multi_layer_plot` and `create_dashboard` (tracker results, ndtracker's layout), and
+`create_results_plot` for a results file (every layer, significant jumps with p and q).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +26,7 @@ from ndt.visualization._data import (
     use_log_x,
 )
 from ndt.visualization._style import layer_hex_colors, metric_label, metric_title
+from ndt.visualization.plots import STEP_LABEL, default_metrics, title_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -40,7 +43,7 @@ def _plotly() -> tuple[object, object]:
     return go, make_subplots
 
 
-def create_interactive_plot(
+def create_results_plot(
     df: CurveData,
     metrics: Sequence[str] | None = None,
     layer_name: str | None = None,
@@ -170,3 +173,92 @@ def _fmt(value: object) -> str:
     except (TypeError, ValueError):
         return "–"
     return "–" if np.isnan(number) else f"{number:.3g}"
+
+
+def create_interactive_plot(
+    df: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    layer_name: str = "Layer",
+    show_loss: bool = True,
+) -> go.Figure:
+    """One layer's metrics, one row each (default the four reference metrics), and the
+    loss in a last row; metrics missing from `df` are left out.
+
+    Raises:
+        NdtError: if plotly is missing.
+    """
+    go, make_subplots = _plotly()
+    names = default_metrics(df) if metrics is None else [m for m in metrics if m in df.columns]
+    loss = show_loss and "loss" in df.columns
+    titles = [title_of(m) for m in names] + (["Loss"] if loss else [])
+    fig = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, subplot_titles=titles)
+    for row, metric in enumerate(names, start=1):
+        fig.add_trace(
+            go.Scatter(x=df["step"], y=df[metric], mode="lines", name=title_of(metric)),
+            row=row, col=1,
+        )  # fmt: skip
+    if loss:
+        fig.add_trace(
+            go.Scatter(x=df["step"], y=df["loss"], mode="lines", name="Loss",
+                       line={"color": "coral"}),
+            row=len(titles), col=1,
+        )  # fmt: skip
+    fig.update_xaxes(title_text=STEP_LABEL, row=len(titles), col=1)
+    fig.update_layout(
+        title=f"Dimensionality Metrics - {layer_name}", height=300 * len(titles),
+        hovermode="x unified",
+    )  # fmt: skip
+    return fig
+
+
+def create_multi_layer_plot(
+    results: Mapping[str, pd.DataFrame], metric: str = "stable_rank"
+) -> go.Figure:
+    """`metric` of every layer that has it, one trace each."""
+    go, _ = _plotly()
+    fig = go.Figure()
+    for layer, df in results.items():
+        if metric in df.columns:
+            fig.add_trace(go.Scatter(x=df["step"], y=df[metric], mode="lines", name=str(layer)))
+    fig.update_layout(
+        title=f"{title_of(metric)} Across Layers", xaxis_title=STEP_LABEL,
+        yaxis_title=title_of(metric), hovermode="x unified",
+    )  # fmt: skip
+    return fig
+
+
+def create_dashboard(
+    results: Mapping[str, pd.DataFrame], layer_name: str | None = None
+) -> go.Figure:
+    """A grid of panels: for one layer (`layer_name`), its four metrics, loss and gradient
+    norm (those present); for all layers, each reference metric with one trace per layer.
+
+    Raises:
+        KeyError: if `layer_name` is not in `results`.
+    """
+    go, make_subplots = _plotly()
+    if layer_name is not None:
+        df = results[layer_name]
+        names = default_metrics(df) + [c for c in ("loss", "grad_norm") if c in df.columns]
+        fig = make_subplots(rows=3, cols=2, subplot_titles=[title_of(n) for n in names])
+        for index, name in enumerate(names):
+            fig.add_trace(
+                go.Scatter(x=df["step"], y=df[name], mode="lines", name=title_of(name),
+                           showlegend=False),
+                row=index // 2 + 1, col=index % 2 + 1,
+            )  # fmt: skip
+        fig.update_layout(title=f"Comprehensive Dashboard - {layer_name}", height=900)
+        return fig
+    first = next(iter(results.values()))
+    names = default_metrics(first)
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[title_of(n) for n in names])
+    for index, name in enumerate(names):
+        for layer, df in results.items():
+            if name in df.columns:
+                fig.add_trace(
+                    go.Scatter(x=df["step"], y=df[name], mode="lines", name=str(layer),
+                               legendgroup=str(layer), showlegend=index == 0),
+                    row=index // 2 + 1, col=index % 2 + 1,
+                )  # fmt: skip
+    fig.update_layout(title="Multi-Layer Comparison Dashboard", height=800)
+    return fig

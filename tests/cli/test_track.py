@@ -26,6 +26,20 @@ def test_track_writes_results_and_summary(ndt, tiny_run, tmp_path):
     assert np.isfinite(results.metrics["effective_rank"]).all()
 
 
+def test_track_definitions_ndtracker_is_recorded(ndt, tiny_run, tmp_path):
+    ndt_file, ndtracker_file = tmp_path / "ndt.h5", tmp_path / "ndtracker.h5"
+    assert ndt("track", tiny_run / "ckpts", "--out", ndt_file, "-q").exit_code == 0
+    result = ndt("track", tiny_run / "ckpts", "--out", ndtracker_file, "--definitions",
+                 "ndtracker", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plain, other = read_results(ndt_file), read_results(ndtracker_file)
+    assert (other.provenance.definitions, other.provenance.center) == ("ndtracker", False)
+    assert (plain.provenance.definitions, plain.provenance.center) == ("ndt", True)
+    assert not np.allclose(plain.metrics["stable_rank"], other.metrics["stable_rank"])
+    mixed = ndt("track", tiny_run / "ckpts", "--out", ndtracker_file, "-q")
+    assert mixed.exit_code == 1
+
+
 def test_track_json_summary_matches_file(ndt, tiny_run, tmp_path):
     out = tmp_path / "r.h5"
     result = ndt("track", tiny_run / "ckpts", "--out", out, "--json")

@@ -30,9 +30,12 @@ def test_every_section_has_a_script():
 
 def test_s1_tracking_exports_what_the_tracker_measured(tmp_path, capsys):
     run = load("s1_tracking.py")["main"](tmp_path, n_steps=60)
-    assert "Detected architecture: mlp" in capsys.readouterr().out
+    assert "Detected architecture: MLP" in capsys.readouterr().out
     results = run["results"]
-    assert list(results) == ["relu1", "relu2", "relu3", "head"]
+    # The §1.3 handler's layers: every Linear, named as ndtracker names them.
+    assert list(results) == [
+        "Linear_0_64x32", "Linear_1_32x32", "Linear_2_32x32", "Linear_3_32x10"
+    ]  # fmt: skip
     stored = read_results(tmp_path / "results.h5")
     np.testing.assert_array_equal(stored.steps, np.arange(0, 60, 5))
     for column, layer in enumerate(stored.layers):
@@ -47,13 +50,13 @@ def test_s1_tracking_exports_what_the_tracker_measured(tmp_path, capsys):
 
 def test_s2_capture_saves_the_captured_arrays(tmp_path):
     run = load("s2_capture.py")["main"](tmp_path, n_steps=160)
-    assert list(run["before"]) == ["Linear_0_out", "Linear_1_out", "Linear_2_out"]
-    assert run["before"]["Linear_0_out"].shape == (256, 32)
-    assert not np.allclose(run["before"]["Linear_2_out"], run["after"]["Linear_2_out"])
+    assert list(run["before"]) == ["Linear_0", "Linear_1", "Linear_2"]
+    assert run["before"]["Linear_0"].shape == (256, 32)
+    assert not np.allclose(run["before"]["Linear_2"], run["after"]["Linear_2"])
     with h5py.File(tmp_path / "activations.h5") as f:
         assert sorted(f) == ["step_0", "step_100", "step_150", "step_50"]
         assert f["step_50/layer_1"].compression == "gzip"
-        np.testing.assert_array_equal(f["step_50/layer_1"][()], run["by_step"][50]["Linear_1_out"])
+        np.testing.assert_array_equal(f["step_50/layer_1"][()], run["by_step"][50]["Linear_1"])
 
 
 def test_s3_geometry_matches_sklearn_and_direct_counts(tmp_path):

@@ -63,3 +63,14 @@ def test_phase2_analyzer_base():
     assert dims["0"].stable_rank == pytest.approx(reference, rel=1e-9)
     analyzer.cleanup()
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_compare_uses_the_recorded_definitions():
+    rng = np.random.default_rng(5)
+    before, after = rng.normal(size=(40, 6)) + 1.0, rng.normal(size=(40, 6)) * 3 + 2.0
+    settings = CompareSettings(center=False, definitions="ndtracker")
+    out = compare_layer("fc", before, after, settings=settings)
+    s = np.linalg.svd(after, compute_uv=False)
+    assert out.metrics_after["participation_ratio"] == pytest.approx(
+        s.sum() ** 2 / (s**2).sum(), rel=1e-9
+    )

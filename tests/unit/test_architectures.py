@@ -6,7 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from ndt.architectures import detect_architecture, get_handler, select_layers
+from ndt.architectures import (
+    CNNHandler,
+    MLPHandler,
+    TransformerHandler,
+    ViTHandler,
+    detect_architecture,
+    detect_family,
+    get_handler,
+    get_layers_for_model,
+    select_layers,
+)
 from ndt.errors import NdtError
 from ndt.models.zoo import build_zoo_model
 
@@ -51,35 +61,60 @@ class PatchViT(nn.Module):
 )
 def test_zoo(arch, expected):
     model = build_zoo_model(arch)
-    assert detect_architecture(model) == arch
+    assert detect_family(model) == arch
     assert select_layers(model) == expected
 
 
 def test_reference_sequential_mlp():
+    """The handlers are ndtracker's: every Linear, named with its shape."""
     model = nn.Sequential(
         nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
     )
     handler = get_handler(model)
-    assert handler.name == "mlp"
-    assert handler.get_layer_names(model) == ["1", "3", "4"]
-    assert handler.get_activation_layers(model) == [model[1], model[3], model[4]]
+    assert isinstance(handler, MLPHandler) and str(handler) == "MLP"
+    assert handler.get_layer_names(model) == [
+        "Linear_0_784x512", "Linear_1_512x256", "Linear_2_256x10"
+    ]  # fmt: skip
+    assert handler.get_activation_layers(model) == [model[0], model[2], model[4]]
+    assert select_layers(model) == ["1", "3", "4"]  # ndt track: after each ReLU, the logits
+
+
+def test_handler_detection_and_lookup():
+    resnet = ResNetStyle()
+    assert isinstance(detect_architecture(resnet), CNNHandler)
+    assert CNNHandler().get_layer_names(resnet) == [
+        "Conv_0_8ch", "Conv_1_8ch", "Conv_2_8ch", "FC_0_10"
+    ]  # fmt: skip
+    assert isinstance(detect_architecture(PatchViT()), ViTHandler)
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, batch_first=True), 3)
+    assert isinstance(get_handler(encoder, "Transformer"), TransformerHandler)
+    layers, names = get_layers_for_model(encoder)
+    assert names == ["Attention_0", "Attention_1", "Attention_2"]
+    assert layers == [block.self_attn for block in encoder.layers]
+    assert detect_architecture(nn.Sequential(nn.ReLU())) is None
+    with pytest.raises(ValueError, match="Unknown architecture: rnn"):
+        get_handler(resnet, "rnn")
+    with pytest.raises(ValueError, match="does not appear to be a ViT"):
+        get_handler(resnet, "vit")
+    with pytest.raises(ValueError, match="Could not auto-detect"):
+        get_handler(nn.Sequential(nn.ReLU()))
 
 
 def test_standard_torch_models():
     encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, batch_first=True), 3)
-    assert detect_architecture(encoder) == "transformer"
+    assert detect_family(encoder) == "transformer"
     assert select_layers(encoder) == ["layers.0", "layers.1", "layers.2"]
     vit = PatchViT()
-    assert detect_architecture(vit) == "vit"
+    assert detect_family(vit) == "vit"
     assert select_layers(vit) == ["encoder.layers.0", "encoder.layers.1", "head"]
     resnet = ResNetStyle()
-    assert detect_architecture(resnet) == "cnn"
+    assert detect_family(resnet) == "cnn"
     assert select_layers(resnet) == ["stem.2", "block.1", "block.2", "fc"]
 
 
 def test_generic_fallback_and_globs():
     model = nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4))
-    assert detect_architecture(model) == "generic"
+    assert detect_family(model) == "generic"
     assert select_layers(model) == ["0", "1"]
     transformer = build_zoo_model("transformer")
     assert select_layers(transformer, ["blocks.*.mlp", "head"]) == [

@@ -8,8 +8,12 @@ import torch
 from float64_reference import reference_metrics
 
 from ndt.core import estimators
-from ndt.core.estimators import METRICS, compute_all_metrics, compute_metrics
+from ndt.core.estimators import METRICS, as_spectrum, compute_metrics
 from ndt.core.spectrum import Spectrum, compute_spectrum
+
+
+def every_metric(matrix, **kwargs):
+    return compute_metrics(as_spectrum(matrix, **kwargs))
 
 
 def spectrum_of(eigenvalues: list[float]) -> Spectrum:
@@ -52,7 +56,7 @@ def test_matches_float64_svd_reference(center, shape):
     # Decaying spectrum, a shared offset and a few exactly-zero (dormant) columns.
     matrix = rng.normal(size=(n, d)) @ np.diag(np.geomspace(10, 0.01, d)) + 3.0
     matrix[:, :3] = 0.0
-    got = compute_all_metrics(matrix, center=center)
+    got = every_metric(matrix, center=center)
     want = reference_metrics(matrix, center=center)
     for name in METRICS:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, err_msg=name)
@@ -62,7 +66,7 @@ def test_matches_float64_svd_reference(center, shape):
 def test_low_rank_matrix_ignores_round_off():
     rng = np.random.default_rng(1)
     matrix = rng.normal(size=(500, 5)) @ rng.normal(size=(5, 200))
-    got = compute_all_metrics(matrix)
+    got = every_metric(matrix)
     want = reference_metrics(matrix)
     for name in METRICS:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, err_msg=name)
@@ -74,9 +78,9 @@ def test_scale_and_rotation_invariance(name):
     rng = np.random.default_rng(2)
     matrix = rng.normal(size=(300, 20)) * np.linspace(1, 5, 20)
     rotation, _ = np.linalg.qr(rng.normal(size=(20, 20)))
-    base = compute_all_metrics(matrix)[name]
-    assert compute_all_metrics(7.5 * matrix)[name] == pytest.approx(base, rel=1e-9)
-    assert compute_all_metrics(matrix @ rotation)[name] == pytest.approx(base, rel=1e-6)
+    base = every_metric(matrix)[name]
+    assert every_metric(7.5 * matrix)[name] == pytest.approx(base, rel=1e-9)
+    assert every_metric(matrix @ rotation)[name] == pytest.approx(base, rel=1e-6)
 
 
 def test_dormant_fraction_threshold():
@@ -88,11 +92,11 @@ def test_dormant_fraction_threshold():
 
 
 def test_degenerate_and_non_finite_give_nan():
-    zeros = compute_all_metrics(np.zeros((10, 4)))
+    zeros = every_metric(np.zeros((10, 4)))
     assert np.isnan(zeros["stable_rank"]) and zeros["dormant_fraction"] == 1.0
     broken = np.ones((10, 4))
     broken[0, 0] = np.nan
-    assert all(np.isnan(v) for v in compute_all_metrics(broken).values())
+    assert all(np.isnan(v) for v in compute_metrics(compute_spectrum(broken)).values())
 
 
 def test_public_functions_accept_tensors_and_spectra():
@@ -110,3 +114,61 @@ def test_public_functions_accept_tensors_and_spectra():
 def test_unknown_metric_is_named():
     with pytest.raises(ValueError, match="unknown metric rankiness"):
         compute_metrics(spectrum_of([1.0]), ["rankiness"])
+
+
+def test_ndtracker_definitions_match_numpy_svd():
+    """Uncentred singular values; participation ratio (sum s)^2 / sum s^2 (numpy's SVD)."""
+    rng = np.random.default_rng(4)
+    matrix = rng.normal(size=(60, 12)) * np.linspace(1, 4, 12) + 2.0
+    s = np.linalg.svd(matrix, compute_uv=False)
+    got = estimators.compute_all_metrics(matrix, definitions="ndtracker")
+    assert got.stable_rank == pytest.approx((s**2).sum() / s[0] ** 2, rel=1e-10)
+    assert got.participation_ratio == pytest.approx(s.sum() ** 2 / (s**2).sum(), rel=1e-10)
+    assert got.nuclear_norm_ratio == pytest.approx(s.sum() / s[0], rel=1e-10)
+    k = int(np.searchsorted(np.cumsum(s**2), 0.9 * (s**2).sum()) + 1)
+    assert got.cumulative_energy_90 == k and isinstance(got.cumulative_energy_90, int)
+    # ndt's default centres: the offset of 2.0 no longer dominates the top direction.
+    centred = np.linalg.svd(matrix - matrix.mean(0), compute_uv=False)
+    assert estimators.stable_rank(matrix) == pytest.approx(
+        (centred**2).sum() / centred[0] ** 2, rel=1e-10
+    )
+
+
+def test_compute_all_metrics_unpacks_as_four():
+    matrix = np.random.default_rng(5).normal(size=(40, 8))
+    sr, pr, ce90, nnr = estimators.compute_all_metrics(matrix)
+    want = every_metric(matrix)
+    assert (sr, pr, nnr) == pytest.approx(
+        (want["stable_rank"], want["participation_ratio"], want["nuclear_norm_ratio"])
+    )
+    assert ce90 == want["cumulative_energy_90"]
+
+
+def test_cumulative_energy_threshold():
+    spectrum = spectrum_of([4.0, 3.0, 2.0, 1.0])  # energy 0.4, 0.7, 0.9, 1.0
+    assert estimators.cumulative_energy_90(spectrum, threshold=0.5) == 2
+    assert estimators.cumulative_energy_90(spectrum, threshold=0.9) == 3
+    with pytest.raises(ValueError, match=r"Threshold must be in \(0, 1\], got 1.5"):
+        estimators.cumulative_energy_90(spectrum, threshold=1.5)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "message"),
+    [
+        (torch.zeros(0, 5), "non-empty"),
+        (torch.zeros(5, 0), "non-empty"),
+        (torch.zeros(3, 4, 5), "Expected 2D matrix, got 3D"),
+        (torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), "NaN or Inf"),
+        (torch.tensor([[1.0, float("inf")], [0.0, 1.0]]), "NaN or Inf"),
+    ],
+)
+def test_bad_matrices_raise_value_error(matrix, message):
+    for function in (estimators.stable_rank, estimators.participation_ratio,
+                     estimators.compute_all_metrics):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            function(matrix)
+
+
+def test_unknown_definitions_are_named():
+    with pytest.raises(ValueError, match="unknown definitions 'sklearn'"):
+        estimators.stable_rank(np.ones((3, 2)), definitions="sklearn")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
 from ndt import export_to_csv, export_to_hdf5, load_results, read_results
 from ndt.errors import NdtError, ResultsFormatError
+from ndt.export.csv import load_from_csv
+from ndt.export.hdf5 import append_to_hdf5, load_from_hdf5
+from ndt.export.json import export_metadata, export_to_json, load_from_json
 from ndt.io.export import export_results, render_results, results_from_frames
 
 
@@ -66,16 +70,74 @@ def test_grad_norm_is_kept_when_logged(tmp_path):
     np.testing.assert_array_equal(results.scalars["grad_norm"], [0.0, 1.0, 2.0, 3.0])
 
 
-def test_export_to_csv_writes_step_layer_metrics_then_scalars(tmp_path):
-    export_to_csv(_frames(), tmp_path / "r.csv")
+def test_export_to_csv_writes_ndtrackers_layer_then_frame_columns(tmp_path, capsys):
+    frames = _frames()
+    export_to_csv(frames, tmp_path / "r.csv")
+    assert "Exported all layers" in capsys.readouterr().out
     frame = pd.read_csv(tmp_path / "r.csv")
-    assert list(frame.columns) == ["step", "layer", "stable_rank", "participation_ratio", "loss"]
-    assert frame["step"].tolist() == [0, 0, 10, 10, 20, 20, 30, 30]
-    assert frame["layer"].tolist() == ["fc1", "head"] * 4
-    np.testing.assert_array_equal(
-        frame["stable_rank"], [1.0, np.nan, 2.0, 4.0, 3.0, 5.0, np.nan, 6.0]
+    assert list(frame.columns) == ["layer", *frames["fc1"].columns]
+    assert frame["layer"].tolist() == ["fc1"] * 3 + ["head"] * 3
+    assert frame["step"].tolist() == [0, 10, 20, 10, 20, 30]
+    np.testing.assert_array_equal(frame["stable_rank"], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    loaded = load_from_csv(tmp_path / "r.csv")
+    for layer, original in frames.items():
+        pd.testing.assert_frame_equal(loaded[layer], original)
+    export_to_csv(frames, tmp_path / "split", separate_files=True, verbose=False)
+    assert capsys.readouterr().out == ""
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["fc1.csv", "head.csv"]
+    pd.testing.assert_frame_equal(
+        load_from_csv(tmp_path / "split", separate_files=True)["head"], frames["head"]
     )
-    np.testing.assert_array_equal(frame["loss"], np.repeat([2.5, 1.5, 0.5, 0.25], 2))
+
+
+def test_hdf5_holds_ndtrackers_layer_groups_and_loads_back(tmp_path):
+    frames = _frames()
+    path = export_to_hdf5(frames, tmp_path / "r.h5", metadata={"seed": 3}, verbose=False)
+    with h5py.File(path, "r") as f:
+        assert list(f["head"].attrs["columns"]) == list(frames["head"].columns)
+        assert f["head"]["stable_rank"].compression == "gzip"
+    loaded, metadata = load_from_hdf5(path)
+    assert metadata == {"seed": "3"}
+    for layer, original in frames.items():
+        pd.testing.assert_frame_equal(loaded[layer], original)
+    more = {"head": frames["head"].assign(step=[40, 50, 60])}
+    append_to_hdf5(more, path, verbose=False)
+    stored = read_results(path)  # the results-file side is rewritten too
+    np.testing.assert_array_equal(stored.steps, [0, 10, 20, 30, 40, 50, 60])
+    assert load_from_hdf5(path)[0]["head"]["step"].tolist() == [10, 20, 30, 40, 50, 60]
+    with pytest.raises(ValueError, match="Column phase not found"):
+        append_to_hdf5({"head": pd.DataFrame({"phase": [1]})}, path)
+    with pytest.raises(ValueError, match="reserved"):
+        export_to_hdf5({"metrics": frames["head"]}, tmp_path / "x.h5")
+
+
+def test_load_from_hdf5_reads_an_ndt_track_file(tiny_run, tmp_path):
+    from ndt.replay.track import track
+
+    track(tiny_run / "ckpts", out=tmp_path / "r.h5")
+    frames, _ = load_from_hdf5(tmp_path / "r.h5")
+    stored = read_results(tmp_path / "r.h5")
+    first = stored.layers[0]
+    np.testing.assert_array_equal(frames[first]["step"], stored.steps)
+    np.testing.assert_array_equal(frames[first]["stable_rank"], stored.metrics["stable_rank"][:, 0])
+
+
+def test_json_records_and_list_orient_round_trip(tmp_path):
+    frames = _frames()
+    export_to_json(frames, tmp_path / "r.json", verbose=False)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["fc1"][0] == {
+        "step": 0, "loss": 2.5, "grad_norm": None, "stable_rank": 1.0,
+        "participation_ratio": 1.5,
+    }  # fmt: skip
+    export_to_json(frames, tmp_path / "cols.json", orient="list", pretty=False, verbose=False)
+    columns = json.loads((tmp_path / "cols.json").read_text())
+    assert columns["head"]["stable_rank"] == [4.0, 5.0, 6.0]  # reference §1.2's layout
+    for name in ("r.json", "cols.json"):
+        loaded = load_from_json(tmp_path / name)
+        pd.testing.assert_frame_equal(loaded["head"], frames["head"])
+    export_metadata({"a": [1, 2]}, tmp_path / "m.json", pretty=False, verbose=False)
+    assert (tmp_path / "m.json").read_text() == '{"a": [1, 2]}'
 
 
 def test_csv_and_json_exports_round_trip_exactly(tmp_path):

@@ -91,18 +91,22 @@ def test_1_1_high_frequency_tracking(tmp_path, monkeypatch, capsys):
     export_to_hdf5(results, "phase1_results.h5", metadata={"model": "MLP", "dataset": "MNIST"})
     # --- end ---
 
-    assert list(results) == ["1", "3", "4"]  # after each ReLU, then the logits
+    # Without a probe the default layers are ndtracker's: every Linear, named by class.
+    assert list(results) == ["Linear_0", "Linear_1", "Linear_2"]
     assert all(len(frame) == len(dataloader) for frame in results.values())
     with torch.no_grad():
-        hidden = initial[1](initial[0](first_x)).numpy()
+        hidden = initial[0](first_x).numpy()
     sr, pr = reference_metrics(hidden)  # step 0 measured the first batch, before the update
-    assert results["1"]["stable_rank"][0] == pytest.approx(sr, rel=1e-6)
-    assert results["1"]["participation_ratio"][0] == pytest.approx(pr, rel=1e-6)
-    expected = JumpDetector(z_threshold=2.5).detect_jumps(results["3"]["stable_rank"].to_numpy())
-    assert [j.step for j in all_jumps["3"]] == [j.step for j in expected]  # steps 0, 1, ...
+    assert results["Linear_0"]["stable_rank"][0] == pytest.approx(sr, rel=1e-6)
+    assert results["Linear_0"]["participation_ratio"][0] == pytest.approx(pr, rel=1e-6)
+    detector = JumpDetector(window_size=50, z_threshold=2.5)  # the tracker's defaults
+    expected = detector.detect_jumps(results["Linear_1"]["stable_rank"].to_numpy())
+    assert [j.step for j in all_jumps["Linear_1"]] == [j.step for j in expected]  # steps 0, 1, ...
     stored = read_results(tmp_path / "phase1_results.h5")
     assert stored.metadata == {"model": "MLP", "dataset": "MNIST"}
-    np.testing.assert_array_equal(stored.metrics["stable_rank"][:, 0], results["1"]["stable_rank"])
+    np.testing.assert_array_equal(
+        stored.metrics["stable_rank"][:, 0], results["Linear_0"]["stable_rank"]
+    )
     assert capsys.readouterr().out.count("Step ") == sum(map(len, all_jumps.values()))
 
 
@@ -155,9 +159,10 @@ def test_1_3_auto_detect_architecture():
         model, layers=layers_to_monitor, layer_names=layer_names, sampling_frequency=5
     )
     # --- end ---
-    assert arch_name == "mlp"
-    assert layer_names == select_layers(model) == ["1", "3", "4"]
-    assert layers_to_monitor == [model[1], model[3], model[4]]
+    assert str(arch_name) == "MLP"  # a handler; printed, its family's name
+    assert layer_names == ["Linear_0_64x32", "Linear_1_32x16", "Linear_2_16x10"]
+    assert layers_to_monitor == [model[0], model[2], model[4]]
+    assert select_layers(model) == ["1", "3", "4"]  # ndt track's own default
     model(torch.randn(8, 64))
     tracker.log(5, 0.0)
     assert list(tracker.get_results()) == layer_names
@@ -197,10 +202,10 @@ def test_2_1_capture_around_jump():
     model, dataloader = small_model(), digits_dataloader()
     before, after = capture_around_jump(model, dataloader, jump_step=10, capture_window=5)
     batches = [x for x, _ in dataloader]
-    assert list(before) == ["Linear_0_out", "Linear_1_out", "Linear_2_out"]
+    assert list(before) == ["Linear_0", "Linear_1", "Linear_2"]
     with torch.no_grad():
-        np.testing.assert_array_equal(before["Linear_0_out"], model[0](batches[5]).numpy())
-        np.testing.assert_array_equal(after["Linear_2_out"], model(batches[15]).numpy())
+        np.testing.assert_array_equal(before["Linear_0"], model[0](batches[5]).numpy())
+        np.testing.assert_array_equal(after["Linear_2"], model(batches[15]).numpy())
     assert all(not m._forward_hooks for m in model.modules())
 
 
@@ -342,9 +347,9 @@ def test_4_1_analyzer_template():
     with torch.no_grad():
         first = model[0](x_batch).numpy()
     sr, pr = reference_metrics(first)
-    assert dims["Linear_0_out"]["stable_rank"] == pytest.approx(sr, rel=1e-6)
-    assert dims["Linear_0_out"]["participation_ratio"] == pytest.approx(pr, rel=1e-6)
-    assert dims["Linear_2_out"]["shape"] == (64, 10)
+    assert dims["Linear_0"]["stable_rank"] == pytest.approx(sr, rel=1e-6)
+    assert dims["Linear_0"]["participation_ratio"] == pytest.approx(pr, rel=1e-6)
+    assert dims["Linear_2"]["shape"] == (64, 10)
 
 
 def test_4_2_checkpointer_usage(tmp_path, monkeypatch):
@@ -373,7 +378,7 @@ def test_4_2_checkpointer_usage(tmp_path, monkeypatch):
     assert torch.equal(restored[0].weight, model[0].weight)
     saved = checkpointer.load_activations(20)
     with torch.no_grad():
-        np.testing.assert_array_equal(saved["Linear_0_out"], model[0](x).numpy())
+        np.testing.assert_array_equal(saved["Linear_0"], model[0](x).numpy())
 
 
 def phase2_mechanistic_experiment(model, dataloader, num_steps=5000):
@@ -430,9 +435,9 @@ def test_5_1_full_pipeline(tmp_path, monkeypatch):
         frame["step"].tolist() == list(range(0, 120, 5)) for frame in out["results"].values()
     )
     export_to_hdf5(out["results"], tmp_path / "run.h5")
-    assert read_results(tmp_path / "run.h5").layers == ["1", "3", "4"]
+    assert read_results(tmp_path / "run.h5").layers == ["Linear_0", "Linear_1", "Linear_2"]
     snapshot = out["checkpointer"].load_activations(100)
-    assert snapshot["Linear_1_out"].shape == (64, 16)
+    assert snapshot["Linear_1"].shape == (64, 16)
     for layer, jumps in out["jumps"].items():
         assert {j.step for j in jumps} <= set(out["results"][layer]["step"])
 
@@ -472,3 +477,50 @@ def test_5_2_batch_analysis(tmp_path):
     results = batch_phase2_analysis(tmp_path, architectures=["mlp"])
     assert list(results) == ["mlp_a"]
     assert results["mlp_a"]["layer_jumps"]["Linear_0_out"]["jump_steps"] == [190, 200]
+
+
+def reference_neuron_statistics(activations_before, activations_after):
+    """§3.3's computation, as written (without its report)."""
+    stats = {}
+    for layer_name in activations_before.keys():
+        act_before = activations_before[layer_name]
+        act_after = activations_after[layer_name]
+        mean_before, mean_after = act_before.mean(axis=0), act_after.mean(axis=0)
+        sparsity_before = (act_before == 0).mean(axis=0)
+        sparsity_after = (act_after == 0).mean(axis=0)
+        dead_before, dead_after = sparsity_before > 0.9, sparsity_after > 0.9
+        stats[layer_name] = {
+            "mean_before": mean_before, "mean_after": mean_after,
+            "mean_change": np.abs(mean_after - mean_before),
+            "std_before": act_before.std(axis=0), "std_after": act_after.std(axis=0),
+            "sparsity_before": sparsity_before, "sparsity_after": sparsity_after,
+            "became_dead": ~dead_before & dead_after, "became_alive": dead_before & ~dead_after,
+            "n_dead_before": dead_before.sum(), "n_dead_after": dead_after.sum(),
+            "n_became_dead": (~dead_before & dead_after).sum(),
+            "n_became_alive": (dead_before & ~dead_after).sum(),
+        }  # fmt: skip
+    return stats
+
+
+def test_3_3_report_runs_on_ndts_neuron_statistics(capsys):
+    from ndt.analysis import compute_neuron_statistics
+
+    by_step = _phases()
+    stats = compute_neuron_statistics(by_step[0], by_step[30])
+    # --- snippet: §3.3's report loop ---
+    for layer_name, stat in stats.items():
+        print(f"\n{layer_name}:")
+        print(f"  Neurons that became dead: {stat['n_became_dead']}")
+        print(f"  Neurons that became alive: {stat['n_became_alive']}")
+        print(f"  Mean activation change (avg): {stat['mean_change'].mean():.4f}")
+        print(f"  Max activation change: {stat['mean_change'].max():.4f}")
+    # --- end ---
+    expected = reference_neuron_statistics(by_step[0], by_step[30])
+    for layer, want in expected.items():
+        assert set(stats[layer].keys()) == set(want)
+        for key, value in want.items():
+            # §3.3 computes in the activations' float32; ndt in float64.
+            np.testing.assert_allclose(stats[layer][key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert capsys.readouterr().out.count("Neurons that became dead") == len(expected)
+    with pytest.raises(KeyError, match="the keys are"):
+        stats["layer_1"]["n_dead"]

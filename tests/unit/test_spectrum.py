@@ -113,3 +113,41 @@ def test_small_accelerator_grams_are_decomposed_on_the_host(device, width, expec
     assert HOST_EIGH_MAX_WIDTH == 256
     gram = torch.empty(width, width, dtype=torch.float64, device=device)
     assert _solver_device(gram).type == expected
+
+
+def test_small_spectra_equal_compute_spectrum_one_by_one():
+    """The batched path (zero-padded stack, one eigvalsh) gives each layer's own spectrum."""
+    import torch
+
+    from ndt.core.spectrum import small_spectra
+
+    gen = torch.Generator().manual_seed(0)
+    outputs = {
+        "wide": torch.randn(20, 48, generator=gen) + 2.0,  # n < d: the n x n side
+        "tall": torch.randn(64, 32, generator=gen),
+        "tokens": torch.randn(4, 6, 10, generator=gen),  # (B, T, D) -> (24, 10)
+        "conv1d": torch.randn(8, 3, 5, generator=gen),  # token_axis False -> (8, 15)
+        "rank1": torch.randn(30, 1, generator=gen) @ torch.ones(1, 12),
+    }
+    broken = torch.ones(5, 4)
+    broken[0, 0] = float("nan")
+    outputs["nan"] = broken
+    same_rows = {f"l{d}": torch.randn(30, d, generator=gen) + 1.0 for d in (8, 20, 3)}
+    for center in (True, False):
+        got = small_spectra(same_rows, center=center)  # the usual case: one batch for all
+        for name, output in same_rows.items():
+            want = compute_spectrum(output, center=center).eigenvalues
+            np.testing.assert_allclose(got[name].eigenvalues, want, atol=1e-10 * want[0])
+        got = small_spectra(outputs, center=center, token_axes={"conv1d": False})
+        assert list(got) == list(outputs)
+        for name, output in outputs.items():
+            want = compute_spectrum(output, center=center, token_axis=name != "conv1d")
+            assert (got[name].n_samples, got[name].n_features) == (
+                want.n_samples, want.n_features
+            )  # fmt: skip
+            np.testing.assert_allclose(got[name].unit_activity, want.unit_activity, rtol=1e-12)
+            if name == "nan":
+                assert not got[name].is_finite
+                continue
+            top = want.eigenvalues[0]
+            np.testing.assert_allclose(got[name].eigenvalues, want.eigenvalues, atol=1e-10 * top)

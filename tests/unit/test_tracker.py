@@ -64,7 +64,7 @@ def test_without_probe_it_measures_the_latest_training_batch():
     torch.manual_seed(1)
     model = mlp(hidden=(16,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    tracker = HighFrequencyTracker(model, sampling_frequency=2)
+    tracker = HighFrequencyTracker(model, layers=["relu1"], sampling_frequency=2)
     expected = []
     for step in range(5):
         x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
@@ -73,7 +73,7 @@ def test_without_probe_it_measures_the_latest_training_batch():
         tracker.log(step, loss)
         if step % 2 == 0:
             expected.append(reference(batch_activation))
-    frame = tracker.get_results("relu1")["relu1"]
+    frame = tracker.get_results("relu1")
     assert frame["step"].tolist() == [0, 2, 4]
     np.testing.assert_allclose(
         frame["stable_rank"], [row["stable_rank"] for row in expected], rtol=1e-6
@@ -146,12 +146,65 @@ def test_bad_arguments(kwargs, match):
         HighFrequencyTracker(mlp(hidden=(4,)), **kwargs)
 
 
-def test_log_before_any_forward_and_disabled_jumps():
+def test_log_before_any_forward_and_disabled_jumps(caplog):
     tracker = HighFrequencyTracker(mlp(hidden=(4,)), enable_jump_detection=False)
-    with pytest.raises(NdtError, match="call tracker.log after the model's forward pass"):
+    assert tracker.jump_detector is None
+    with caplog.at_level("WARNING", logger="ndt.core.tracker"):
         tracker.log(0, 1.0)
-    with pytest.raises(NdtError, match="jump detection is disabled"):
+    assert "No activation captured for layer Linear_0 at step 0" in caplog.text
+    assert all(frame.empty for frame in tracker.get_results().values())
+    with pytest.raises(NdtError, match="Jump detection is disabled"):
         tracker.detect_jumps()
+
+
+def test_ndtracker_defaults_and_accessors():
+    """Without a probe: every Linear/Conv as ndtracker names them, log every step,
+    DataFrame for one layer, a DimensionalityMetrics history."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+    tracker = HighFrequencyTracker(model)
+    assert tracker.layer_names == ["Conv2d_0", "Linear_1"]
+    assert tracker.sampling_frequency == 1
+    assert (tracker.jump_detector.window_size, tracker.jump_detector.z_threshold) == (50, 3.0)
+    x = torch.randn(6, 1, 4, 4)
+    model(x)
+    assert set(tracker.activations) == {"0", "3"}
+    tracker.log(0, 0.25, grad_norm=torch.tensor(2.0))
+    assert tracker.activations == {}
+    frame = tracker.get_results("Linear_1")
+    with torch.no_grad():
+        logits = model(x).numpy()
+    assert frame["stable_rank"].tolist() == pytest.approx([reference(logits)["stable_rank"]])
+    record = tracker.metrics_history["Linear_1"][0]
+    assert (record.step, record.loss, record.grad_norm) == (0, 0.25, 2.0)
+    assert record.stable_rank == frame["stable_rank"][0]
+    with pytest.raises(ValueError, match="Unknown layer name 'fc'"):
+        tracker.get_results("fc")
+    tracker.close()
+    assert not tracker.activation_capture.hooks
+
+
+def test_definitions_ndtracker_measures_uncentred_singular_values():
+    lin = nn.Linear(5, 4)
+    tracker = HighFrequencyTracker(lin, layers=[lin], definitions="ndtracker")
+    x = torch.randn(30, 5) + 3.0
+    out = lin(x).detach().double().numpy()
+    tracker.log(0, 0.0)
+    s = np.linalg.svd(out, compute_uv=False)
+    row = tracker.get_results("")
+    assert row["stable_rank"][0] == pytest.approx((s**2).sum() / s[0] ** 2, rel=1e-6)
+    assert row["participation_ratio"][0] == pytest.approx(s.sum() ** 2 / (s**2).sum(), rel=1e-6)
+
+
+def test_non_finite_activations_record_nothing(caplog):
+    lin = nn.Linear(3, 2)
+    tracker = HighFrequencyTracker(lin, layers=[lin], layer_names=["fc"])
+    x = torch.randn(4, 3)
+    x[0, 0] = float("nan")
+    lin(x)
+    with caplog.at_level("ERROR", logger="ndt.core.tracker"):
+        tracker.log(0, 1.0)
+    assert "Error computing metrics for fc at step 0" in caplog.text
+    assert tracker.get_results("fc").empty
 
 
 def test_tracker_curves_equal_ndt_track_on_the_checkpoints_of_the_same_run(tmp_path):

@@ -21,8 +21,8 @@ from ndt.replay.engine import capture_activations, layer_spectra, prepare_run
 from ndt.replay.track import track
 
 
-def direct_metrics(run, step: int) -> dict[str, dict[str, float]]:
-    """Metrics from plain forward hooks and whole activation matrices, without chunking."""
+def direct_outputs(run, step: int) -> dict[str, np.ndarray]:
+    """Layer outputs on the probe from plain forward hooks, in float64."""
     manifest = read_manifest(run / "ckpts")
     model = build_model(manifest.model).eval()
     (checkpoint,) = [
@@ -39,8 +39,26 @@ def direct_metrics(run, step: int) -> dict[str, dict[str, float]]:
         model(load_probe(manifest.probe).inputs.double().float())
     for handle in handles:
         handle.remove()
-    # The independent float64 SVD reference, not ndt's estimators.
-    return {name: reference_metrics(out.double().numpy()) for name, out in outputs.items()}
+    return {name: out.double().numpy() for name, out in outputs.items()}
+
+
+def direct_metrics(run, step: int) -> dict[str, dict[str, float]]:
+    """The independent float64 SVD reference on plain forward hooks, not ndt's estimators."""
+    return {name: reference_metrics(out) for name, out in direct_outputs(run, step).items()}
+
+
+def test_ndtracker_definitions_match_an_uncentred_numpy_svd(tiny_run, tmp_path):
+    track(tiny_run / "ckpts", out=tmp_path / "r.h5", definitions="ndtracker", batch_size=7)
+    results = read_results(tmp_path / "r.h5")
+    assert results.provenance.definitions == "ndtracker" and not results.provenance.center
+    row = list(results.steps).index(30)
+    for column, (layer, out) in enumerate(direct_outputs(tiny_run, 30).items()):
+        s = np.linalg.svd(out, compute_uv=False)
+        got = {name: values[row, column] for name, values in results.metrics.items()}
+        assert got["stable_rank"] == pytest.approx((s**2).sum() / s[0] ** 2, rel=1e-6), layer
+        assert got["participation_ratio"] == pytest.approx(s.sum() ** 2 / (s**2).sum(), rel=1e-6)
+    with pytest.raises(ConfigMismatchError):
+        track(tiny_run / "ckpts", out=tmp_path / "r.h5")  # ndt's definitions: refused
 
 
 def test_values_match_direct_computation(tiny_run, tmp_path):

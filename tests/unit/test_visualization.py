@@ -12,16 +12,13 @@ import pytest
 
 from ndt.errors import NdtError
 from ndt.io.store import Results
-from ndt.visualization import (
-    plot_correlation_heatmap,
-    plot_jumps,
-    plot_layer_heatmap,
-    plot_metric_grid,
-    plot_phases,
-    plot_single_metric,
-)
+
+# The results-file figures (ndt plot's); ndt.visualization's names are the reference API's.
+from ndt.visualization import plot_layer_heatmap, plot_metric_grid
 from ndt.visualization._data import run_name, tidy_frame, use_log_x
 from ndt.visualization._style import save_figure
+from ndt.visualization.curves import plot_jumps, plot_phases, plot_single_metric
+from ndt.visualization.heatmaps import plot_correlation_heatmap
 
 LAYERS = ["embed", "blocks.0.mlp", "blocks.1.mlp", "head"]  # model order, not sorted
 STEPS = np.arange(0, 400, 20)

@@ -93,10 +93,10 @@ def test_unwritable_page_is_one_clear_error(tmp_path):
 
 def test_interactive_plot_has_a_trace_per_layer_and_metric():
     pytest.importorskip("plotly")
-    from ndt.visualization.interactive import create_interactive_plot
+    from ndt.visualization.interactive import create_results_plot
 
     res = _results()
-    fig = create_interactive_plot(res.to_frame(), jumps=res.jumps)
+    fig = create_results_plot(res.to_frame(), jumps=res.jumps)
     lines = [t for t in fig.data if t.mode == "lines"]
     assert len(lines) == len(LAYERS) * len(res.metrics)
     markers = [t for t in fig.data if t.mode == "markers"]
@@ -105,9 +105,9 @@ def test_interactive_plot_has_a_trace_per_layer_and_metric():
 
 
 def test_interactive_plot_without_plotly_names_the_extra(monkeypatch):
-    from ndt.visualization.interactive import create_interactive_plot
+    from ndt.visualization.interactive import create_results_plot
 
     monkeypatch.setitem(sys.modules, "plotly", None)
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
     with pytest.raises(NdtError, match=r"pip install 'ndt-replay\[interactive\]'"):
-        create_interactive_plot(_results().to_frame())
+        create_results_plot(_results().to_frame())
