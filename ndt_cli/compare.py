@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ndt.analysis.layer_comparison import CompareSettings, LayerComparison
+from ndt.models.spec import model_spec
 from ndt.replay.compare import CompareReport, compare_run, write_json
 from ndt.visualization.compare_report import write_report
 from ndt_cli._options import SEED_MAX, real
@@ -35,6 +36,17 @@ def compare(
         typer.Option(
             "--layers", help="Glob over module names (repeatable). Default: the tracked layers."
         ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model to build instead of the recorded one (same forms as track)."),
+    ] = None,
+    model_kwargs: Annotated[
+        str | None, typer.Option(help="JSON keyword arguments for --model.")
+    ] = None,
+    probe: Annotated[
+        Path | None,
+        typer.Option(help="Probe file, if it moved since `ndt track` (same sha256 required)."),
     ] = None,
     ckpts: Annotated[
         Path | None, typer.Option(help="Checkpoint folder, if it moved since `ndt track`.")
@@ -97,6 +109,8 @@ def compare(
         after=after,
         layers=layers,
         ckpts=ckpts,
+        model=model_spec(model, model_kwargs),
+        probe=probe,
         device=device,
         batch_size=batch_size,
         dead_threshold=dead_threshold,

@@ -49,7 +49,7 @@ def jumps(
         Method, _Opt(help="'local' lists every interval; a detector lists those it flags.")
     ] = _DEFAULT_METHOD,
     fdr: Annotated[
-        float, _Opt(help="Level of BH over curve jumps and Holm over intervals.", min=1e-9, max=0.5)
+        float, _Opt(help="Level of BH over curve jumps and Holm over intervals.", callback=_FDR)
     ] = 0.05,
     tolerance: Annotated[
         int, _Opt(help="Checkpoints within which jumps are one transition.", min=0, max=1000)
@@ -216,7 +216,7 @@ def _jumps_table(shown: pd.DataFrame, method: str, wide: bool) -> Table:
 def validate_detector_command(
     method: Annotated[Method, _Opt(help="How candidates are listed.")] = _DEFAULT_METHOD,
     fdr: Annotated[
-        float, _Opt(help="Level of the test, as ndt jumps --fdr.", min=1e-9, max=0.5)
+        float, _Opt(help="Level of the test, as ndt jumps --fdr.", callback=_FDR)
     ] = 0.05,
     tolerance: Annotated[int, _Opt(help="Checkpoints a hit may miss by.", min=0, max=100)] = 1,
     n_runs: Annotated[int, _Opt(help="Synthetic runs per scenario.", min=1, max=100_000)] = 200,

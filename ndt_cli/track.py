@@ -111,7 +111,7 @@ def track(
         str | None,
         typer.Option(help="Only steps in START:STOP (inclusive; either side may be empty)."),
     ] = None,
-    every: Annotated[int, typer.Option(help="Keep every K-th checkpoint.")] = 1,
+    every: Annotated[int, typer.Option(min=1, help="Keep every K-th checkpoint.")] = 1,
     scheduler: Annotated[
         str | None,
         typer.Option(

@@ -63,17 +63,56 @@ def default_layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_children()]
 
 
+#: ``--layers`` presets: ``@blocks`` the handler's default (each transformer block, or the
+#: output of each nonlinearity), ``@attn`` the attention modules, ``@mlp`` the feed-forward
+#: sub-blocks (a module named mlp, ffn, feed_forward or feedforward, or a class named *MLP).
+PRESETS = ("@blocks", "@attn", "@mlp")
+_MLP_NAMES = ("mlp", "ffn", "feed_forward", "feedforward")
+
+
+def _preset(model: nn.Module, preset: str) -> list[str]:
+    if preset == "@blocks":
+        return default_layer_names(model)
+    named = [(name, module) for name, module in model.named_modules() if name]
+    if preset == "@attn":
+        chosen = [name for name, module in named if is_attention(module)]
+        # Keep the outermost: an attention module's own sub-attention is not a second layer.
+        return [n for n in chosen if not any(n.startswith(f"{o}.") for o in chosen)]
+    return [
+        name for name, module in named
+        if name.rsplit(".", 1)[-1].lower() in _MLP_NAMES or type(module).__name__.endswith("MLP")
+    ]  # fmt: skip
+
+
 def select_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> list[str]:
     """Qualified names of the layers to track, in model order.
 
     Args:
         model: The model.
-        patterns: Glob patterns over qualified names (``blocks.*.mlp``); None or empty uses
+        patterns: Glob patterns over qualified names (``blocks.*.mlp``), or the presets
+            ``@blocks``, ``@attn``, ``@mlp`` (see `PRESETS`); None or empty uses
             `default_layer_names`.
 
     Raises:
-        NdtError: if a pattern matches no module (listing a few that exist).
+        NdtError: if a pattern or preset matches no module (listing a few that exist).
     """
+    patterns = list(patterns or ())
+    presets = [p for p in patterns if p.startswith("@")]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise NdtError(f"--layers {unknown[0]} is not a preset; use one of {', '.join(PRESETS)}")
+    if presets:
+        available = [name for name, _ in model.named_modules() if name]
+        chosen = set()
+        for preset in presets:
+            found = _preset(model, preset)
+            if not found:
+                raise NdtError(f"--layers {preset} matches no module of this model")
+            chosen.update(found)
+        globs = [p for p in patterns if not p.startswith("@")]
+        if globs:
+            chosen.update(match_layers(available, globs, option="--layers"))
+        return [name for name in available if name in chosen]
     if not patterns:
         names = default_layer_names(model)
         if not names:

@@ -62,7 +62,7 @@ def read_manifest(directory: str | Path) -> Manifest | None:
     model_table = data.get("model", {})
     model = None
     if model_table:
-        kwargs = model_table.get("kwargs", {})
+        kwargs = _resolve_path_kwargs(model_table.get("kwargs", {}), path.parent)
         if "arch" in model_table:
             model = ModelSpec(str(model_table["arch"]), kwargs)
         elif "factory" in model_table:
@@ -81,6 +81,17 @@ def read_manifest(directory: str | Path) -> Manifest | None:
         probe=(path.parent / probe).resolve() if probe else None,
         layers=tuple(layers),
     )
+
+
+def _resolve_path_kwargs(kwargs: Mapping[str, object], folder: Path) -> dict[str, object]:
+    """String kwargs that start with ``./`` or ``../`` are paths relative to the ndt.toml:
+    they are made absolute, so that the run reads the same files from any folder."""
+    return {
+        key: str((folder / value).resolve())
+        if isinstance(value, str) and value.startswith(("./", "../"))
+        else value
+        for key, value in kwargs.items()
+    }
 
 
 def _toml_value(value: object) -> str:

@@ -77,7 +77,9 @@ def results_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
             "it or pass --wait SECONDS"
         ) from None
     except OSError as exc:
-        raise NdtError(f"cannot create the lock file {lock_file}: {describe(exc)}") from None
+        # Named as the results file: the lock beside it is where writing it fails first.
+        reason = exc.strerror or describe(exc)
+        raise NdtError(f"{path}: {reason} (cannot create its lock file {lock_file})") from None
     try:
         if lock.lock_counter == 1:
             _record_pid(lock_file)

@@ -26,10 +26,14 @@ and writes, so two writers never lose each other's rows. Version-1 files (rows e
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+import shutil
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +44,7 @@ import pandas as pd
 
 from ndt import __version__
 from ndt.errors import ResultsFormatError, describe
-from ndt.io.file_replace import replacing
+from ndt.io.file_replace import replacing, resolve_target
 from ndt.io.results_lock import results_lock
 from ndt.io.results_rows import (
     N_ROWS,
@@ -216,16 +220,64 @@ def write_results(
 
 
 def _write(path: str | Path, results: Results, spare_rows: int = 0) -> None:
+    with _quiet_h5py_teardown():
+        try:
+            _write_replacing(path, results, spare_rows)
+        except (OSError, RuntimeError) as exc:
+            raise _write_error(exc, Path(path)) from exc
+
+
+#: Room a rewrite wants beyond twice its rows: HDF5's own structures and the tables.
+_WRITE_MARGIN = 256 * 1024
+
+
+def _check_free_space(path: str | Path, results: Results, capacity: int) -> None:
+    """Refuse a rewrite the disk cannot hold, before HDF5 starts it: h5py meets a full disk
+    in its allocation and teardown, where it prints tracebacks and can crash the process.
+
+    Raises:
+        OSError: ENOSPC, naming `path`, when the folder has less free space than twice the
+            rows to write plus `_WRITE_MARGIN`.
+    """
+    n_steps = max(len(results.steps), 1)
+    data = sum(np.asarray(v).nbytes for v in [*results.metrics.values(), *results.scalars.values()])
+    per_row = 8 + data / n_steps + 256  # the step, the metrics, a checkpoints row
+    need = 2 * per_row * max(capacity, 1) + _WRITE_MARGIN
+    folder = resolve_target(path).parent
     try:
-        _write_replacing(path, results, spare_rows)
-    except (OSError, RuntimeError) as exc:
-        raise _write_error(exc, Path(path)) from exc
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # the write itself will say what is wrong with the folder
+    if free < need:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+@contextmanager
+def _quiet_h5py_teardown() -> Iterator[None]:
+    """A failed write (a full disk) fails again in every h5py object freed after it, each an
+    'Exception ignored' traceback on stderr; the write's own error, raised, says it once."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: object) -> None:
+        if not (
+            isinstance(unraisable.exc_value, RuntimeError)  # type: ignore[attr-defined]
+            and "h5py" in repr(unraisable.object)  # type: ignore[attr-defined]
+        ):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        gc.collect()  # free what the failed write left while the hook is in place
+        sys.unraisablehook = previous
 
 
 def _write_replacing(path: str | Path, results: Results, spare_rows: int) -> None:
     order = last_per_step(np.asarray(results.steps, dtype=np.int64))
     steps = np.asarray(results.steps, dtype=np.int64)[order]
     capacity = len(steps) + spare_rows
+    _check_free_space(path, results, capacity)
     with replacing(path) as tmp_name:
         with h5py.File(tmp_name, "w", locking=False) as f:
             f.attrs.update(

@@ -36,6 +36,9 @@ def parse_model_kwargs(text: str | None) -> dict[str, object]:
 def model_spec(target: str | None, kwargs_json: str | None = None) -> ModelSpec | None:
     """The spec given by ``--model`` and ``--model-kwargs``, or None when no model is given.
 
+    A factory in a Python file is recorded by its absolute path, so that the results file
+    names the same file from any working folder (``ndt compare`` elsewhere).
+
     Raises:
         ModelSpecError: if the JSON is malformed, or kwargs come without a model.
     """
@@ -44,6 +47,9 @@ def model_spec(target: str | None, kwargs_json: str | None = None) -> ModelSpec 
         if kwargs:
             raise ModelSpecError("--model-kwargs needs --model")
         return None
+    location, _, name = target.rpartition(":")
+    if location.endswith(".py"):
+        target = f"{Path(location).resolve()}:{name}"
     return ModelSpec(target, kwargs)
 
 

@@ -214,10 +214,17 @@ def _recorded_files(checkpoints: pd.DataFrame | None) -> dict[int, str]:
     return {int(s): str(f) for s, f in zip(checkpoints["step"], checkpoints["file"], strict=True)}
 
 
-def _checked_probe(provenance: Provenance, results_path: Path) -> Path:
-    probe = Path(provenance.probe_path)
-    if not provenance.probe_path or not probe.is_file():
-        raise ProbeError(f"probe {probe} recorded in {results_path} does not exist; restore it")
+def _checked_probe(
+    provenance: Provenance, results_path: Path, given: str | Path | None = None
+) -> Path:
+    probe = Path(given) if given is not None else Path(provenance.probe_path)
+    if given is not None and not probe.is_file():
+        raise ProbeError(f"probe {probe} (--probe) does not exist")
+    if not provenance.probe_path and given is None or not probe.is_file():
+        raise ProbeError(
+            f"probe {probe} recorded in {results_path} does not exist; restore it or pass "
+            "--probe FILE"
+        )
     digest = file_sha256(probe)
     if provenance.probe_sha256 and digest != provenance.probe_sha256:
         raise ProbeError(
@@ -246,6 +253,8 @@ def compare_run(
     max_rows: int = CompareSettings.max_rows,
     save_activations: str | Path | None = None,
     trust_code: bool = False,
+    model: ModelSpec | None = None,
+    probe: str | Path | None = None,
 ) -> CompareReport:
     """Replay the before and after checkpoints of a tracked run and compare every layer.
 
@@ -260,6 +269,10 @@ def compare_run(
         save_activations: Write both checkpoints' activations to this HDF5 file.
         trust_code: Consent to build a model whose factory the provenance names (see
             `ndt.models.trust`); zoo models and models the user trusted before need none.
+        model: The model to build instead of the recorded one (the user's own choice: no
+            consent needed), e.g. when its file moved.
+        probe: The probe file to replay instead of the recorded path; its sha256 must still
+            equal the recorded one.
 
     Raises:
         NdtError: for bad steps, missing provenance, moved checkpoints or a changed probe.
@@ -274,15 +287,17 @@ def compare_run(
             "tell which checkpoints, model and probe to replay; run `ndt track` to make one"
         )
     directory = Path(ckpts) if ckpts is not None else Path(provenance.checkpoint_dir)
-    spec = ModelSpec(provenance.model, json.loads(provenance.model_kwargs or "{}"))
-    require_consent(
-        spec, source=f"the provenance of {path}", folder=directory, trust_code=trust_code
-    )
+    spec = model
+    if spec is None:
+        spec = ModelSpec(provenance.model, json.loads(provenance.model_kwargs or "{}"))
+        require_consent(
+            spec, source=f"the provenance of {path}", folder=directory, trust_code=trust_code
+        )
     choice = choose_steps(
         run.steps, step=step, window=window, before=before, after=after, jumps=run.jumps,
         transitions=run.transitions, largest_change=_largest_change(run.jump_settings),
     )  # fmt: skip
-    probe_path = _checked_probe(provenance, path)
+    probe_path = _checked_probe(provenance, path, probe)
     files = _recorded_files(run.checkpoints)
     chosen = [
         locate_checkpoint(directory, s, files.get(s), probe_path)

@@ -334,3 +334,28 @@ def test_no_transition_says_so_and_compares_the_largest_change(run, tmp_path):
         in result.stderr
     )
     assert f"Before: step {first}" in result.stdout and f"After:  step {last}" in result.stdout
+
+
+def test_a_moved_probe_and_model_are_given_on_the_command_line(run, tmp_path):
+    moved = tmp_path / "elsewhere" / "probe.safetensors"
+    moved.parent.mkdir()
+    moved.write_bytes((run / "probe.safetensors").read_bytes())
+    copy = tmp_path / "r.h5"
+    results = read_results(run / "results.h5")
+    results.provenance = dataclasses.replace(
+        results.provenance, probe_path=str(tmp_path / "gone.safetensors"), model="gone.py:build"
+    )
+    write_results(copy, results)
+    kwargs = json.dumps(SPEC.kwargs)
+    refused = invoke("--results", copy, "--step", JUMP, "--layers", "fc1", "--model", "mlp",
+                     "--model-kwargs", kwargs)  # fmt: skip
+    assert refused.exit_code == 1 and "--probe FILE" in refused.stderr
+    result = invoke("--results", copy, "--step", JUMP, "--layers", "fc1", "--probe", moved,
+                    "--model", "mlp", "--model-kwargs", kwargs)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert f"After:  step {JUMP}" in result.stdout
+    other = tmp_path / "other.safetensors"
+    save_probe(other, torch.randn(90, 8), torch.arange(90) % 3)
+    changed = invoke("--results", copy, "--step", JUMP, "--probe", other, "--model", "mlp",
+                     "--model-kwargs", kwargs)  # fmt: skip
+    assert changed.exit_code == 1 and "changed since `ndt track`" in changed.stderr

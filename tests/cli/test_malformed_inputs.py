@@ -39,10 +39,8 @@ def _usage_error(result, option: str, words: str) -> None:
 @pytest.mark.parametrize(
     ("args", "option", "words"),
     [
-        (["jumps", "R", "--seed", "-1"], "--seed", "greater than or equal to 0"),
-        (["jumps", "R", "--seed", str(2**32)], "--seed", "less than or equal to 4294967295"),
-        (["jumps", "R", "--n-surrogates", "99999999999999"], "--n-surrogates", "1000000"),
-        (["jumps", "R", "--n-surrogates", "5"], "--n-surrogates", "greater than or equal to 19"),
+        (["jumps", "R", "--half-window", "1"], "--half-window", "greater than or equal to 2"),
+        (["jumps", "R", "--tolerance", "-1"], "--tolerance", "greater than or equal to 0"),
         (["jumps", "R", "--fdr", "0"], "--fdr", "not a finite number in (0, 1)"),
         (["jumps", "R", "--fdr", "1"], "--fdr", "not a finite number in (0, 1)"),
         (["jumps", "R", "--fdr", "nan"], "--fdr", "nan is not a finite number"),

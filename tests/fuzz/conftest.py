@@ -101,8 +101,9 @@ TINY_KWARGS = {"in_features": 12, "hidden": [16, 8], "n_classes": 3}
 def build_tiny_run(root: Path, n_checkpoints: int = 12) -> Path:
     """`n_checkpoints` of a small zoo MLP, drifting then jumping, with ndt.toml and a probe."""
     from ndt.io.checkpoints import save_checkpoint
+    from ndt.io.manifest import ModelSpec, write_manifest
     from ndt.io.probe import save_probe
-    from ndt.models.spec import ModelSpec, build_model, write_manifest
+    from ndt.models.spec import build_model
 
     torch.manual_seed(0)
     spec = ModelSpec("mlp", TINY_KWARGS)

@@ -132,3 +132,20 @@ def test_star_stays_within_one_level():
     model = build_zoo_model("transformer", n_layers=2)
     assert select_layers(model, ["blocks.*"]) == ["blocks.0", "blocks.1"]
     assert select_layers(model, ["**.fc_in"]) == ["blocks.0.mlp.fc_in", "blocks.1.mlp.fc_in"]
+
+
+def test_layer_presets_name_blocks_attention_and_mlp_of_a_transformer():
+    from ndt.models.zoo import build_zoo_model
+
+    model = build_zoo_model("transformer", vocab_size=14, max_len=3, d_model=16, n_layers=2,
+                            n_heads=2)  # fmt: skip
+    names = [name for name, _ in model.named_modules() if name]
+    # Independent of the presets' code: read off the module tree.
+    attention = [n for n in names if n.endswith(".attn")]
+    mlps = [n for n in names if n.endswith(".mlp")]
+    assert select_layers(model, ["@attn"]) == attention == ["blocks.0.attn", "blocks.1.attn"]
+    assert select_layers(model, ["@mlp"]) == mlps
+    assert select_layers(model, ["@blocks"]) == select_layers(model)
+    assert select_layers(model, ["@mlp", "head"]) == [*mlps, "head"]
+    with pytest.raises(NdtError, match="--layers @heads is not a preset; use one of @blocks"):
+        select_layers(model, ["@heads"])

@@ -33,7 +33,7 @@ def shard_file(path, steps, provenance=PROVENANCE, value=values) -> None:
         path,
         Results(
             steps=np.asarray(steps, dtype=np.int64),
-            layers=list(LAYERS),
+            layers=list(provenance.layers if provenance is not None else LAYERS),
             metrics={m: rows[i] for i, m in enumerate(METRICS)},
             checkpoints=pd.DataFrame(
                 {

@@ -79,3 +79,25 @@ def test_manifest_errors(tmp_path):
     (tmp_path / "ndt.toml").write_text("[model]\nkwargs = {}\n")
     with pytest.raises(ModelSpecError, match="needs 'arch' or 'factory'"):
         read_manifest(tmp_path)
+
+
+def test_a_factory_file_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    from ndt.models.spec import model_spec
+
+    monkeypatch.chdir(tmp_path)
+    spec = model_spec("models/net.py:build", '{"width": 4}')
+    assert spec.target == f"{(tmp_path / 'models' / 'net.py').resolve()}:build"
+    assert model_spec("mlp").target == "mlp"
+
+
+def test_path_kwargs_of_an_ndt_toml_are_relative_to_it(tmp_path):
+    from ndt.io.manifest import read_manifest
+
+    folder = tmp_path / "run" / "ckpts"
+    folder.mkdir(parents=True)
+    (folder / "ndt.toml").write_text(
+        '[model]\narch = "mlp"\n[model.kwargs]\nvocab = "../data/vocab.txt"\nname = "a/b"\n'
+    )
+    kwargs = read_manifest(folder).model.kwargs
+    assert kwargs["vocab"] == str((tmp_path / "run" / "data" / "vocab.txt").resolve())
+    assert kwargs["name"] == "a/b"  # not a ./ or ../ path: left as written

@@ -79,7 +79,7 @@ CORRUPTIONS = {
     ),
     "zero format_version": (
         _set_attr("/", "format_version", 0),
-        "format_version is 0, expected 1 or more",
+        "has format version 0; this ndt reads versions 1 to",
     ),
     "other kind": (_set_attr("/", "kind", "other"), "attribute kind is 'other'"),
     "integer layer names": (_replace("layers", np.arange(3)), "/layers is int of shape (3,)"),
@@ -92,7 +92,14 @@ CORRUPTIONS = {
         "/layers names a layer twice",
     ),
     "float steps": (_replace("steps", np.arange(8) * 1.5), "/steps is float of shape (8,)"),
-    "unsorted steps": (_replace("steps", np.arange(8)[::-1]), "/steps is not strictly increasing"),
+    # Version 2 appends rows in any order (the last row of a step wins); version 1 may not.
+    "unsorted steps (version 1)": (
+        lambda f: (
+            _set_attr("/", "format_version", 1)(f),
+            _replace("steps", np.arange(8)[::-1])(f),
+        ),
+        "/steps is not strictly increasing",
+    ),
     "missing steps": (lambda f: f.__delitem__("steps"), "missing dataset /steps"),
     "steps as group": (_to_group("steps"), "/steps is a group, not a dataset"),
     "missing layers": (lambda f: f.__delitem__("layers"), "missing dataset /layers"),
