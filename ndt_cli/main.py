@@ -19,6 +19,7 @@ try:  # Ctrl-C while the command starts: one line, no traceback.
     import importlib
     import logging
     import os
+    import signal
     from collections.abc import Callable
     from typing import Annotated
 
@@ -180,8 +181,18 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'ndt_cli.main' has no attribute {name!r}")
 
 
+def _interrupt_again(unraisable: object) -> None:
+    """A Ctrl-C that lands in a finaliser (a weakref callback) is only "ignored" there, with
+    a traceback; raise it again where the command can stop on it, printing one line."""
+    if isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+        return
+    sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
+
+
 def main() -> None:
     """Console-script entry point: loads only the command asked for, when one is."""
+    sys.unraisablehook = _interrupt_again
     try:
         prefer_huge_pages()  # before anything imports torch (ndt/replay/allocator.py)
         asked = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)

@@ -106,7 +106,8 @@ def test_corrupted_results_files(base_run, run, tmp_path, data, command, n_corru
     }[command]
     result = run(*args)
     check(result, before, path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]  # no temporary file left
+    # No temporary file left (the writers' lock file stays beside the results, by design).
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["r.h5"]
     if result.exit_code == 0 and command in ("jumps", "track"):
         written = read_results(path)  # what a command wrote reads back
         assert list(written.layers) == json.loads(json.dumps(list(written.layers)))
