@@ -1,4 +1,5 @@
-"""Bounds for numeric options, checked when the command line is parsed (usage error, exit 2).
+"""Options shared by several commands, and the bounds of numeric options, checked when the
+command line is parsed (usage error, exit 2).
 
 Integers use Typer's ``min=``/``max=``; floats go through `real`, which also refuses NaN
 and the infinities (Click's FloatRange lets NaN through, as every comparison with it is
@@ -10,9 +11,19 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from typing import Annotated
 
 import typer
 
+#: ``--trust-code`` of the commands that build a model an ndt.toml names.
+TrustCode = Annotated[
+    bool,
+    typer.Option(
+        "--trust-code",
+        help="Run the model factory that ndt.toml names even if you never trusted it "
+        "(see `ndt trust`).",
+    ),
+]
 #: Seeds are numpy's: 0 <= seed < 2**32.
 SEED_MAX = 2**32 - 1
 #: torch's intra-op threads: more than a few per core only oversubscribes (and very large

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ndt.models.inspection import list_layers
 from ndt.models.spec import model_spec
+from ndt_cli._options import TrustCode
 from ndt_cli._output import out, print_json
 
 
@@ -39,14 +40,7 @@ def layers(
         bool, typer.Option("--all", help="List every module, not only tracked ones.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the listing as JSON.")] = False,
-    trust_code: Annotated[
-        bool,
-        typer.Option(
-            "--trust-code",
-            help="Run the model factory that ndt.toml names even if you never trusted it "
-            "(see `ndt trust`).",
-        ),
-    ] = False,
+    trust_code: TrustCode = False,
 ) -> None:
     """List the layers `ndt track` would analyse, and check that a checkpoint loads.
 

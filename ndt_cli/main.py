@@ -19,7 +19,6 @@ try:  # Ctrl-C while the command starts: one line, no traceback.
     import importlib
     import logging
     import os
-    import signal
     from collections.abc import Callable
     from typing import Annotated
 
@@ -183,10 +182,14 @@ def __getattr__(name: str) -> object:
 
 def _interrupt_again(unraisable: object) -> None:
     """A Ctrl-C that lands in a finaliser (a weakref callback) is only "ignored" there, with
-    a traceback; raise it again where the command can stop on it, printing one line."""
+    a traceback, and the command would go on: stop now, with the one line. Every write is
+    atomic, so the results file is the old one or the new one (stale temporary files are
+    removed by the next writer)."""
     if isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
-        return
+        if os.environ.get("NDT_DEBUG") != "1":
+            _say_interrupted()
+            sys.stderr.flush()
+            os._exit(INTERRUPTED)
     sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
 
 

@@ -21,7 +21,7 @@ from ndt.replay.allocator import return_large_blocks_to_os
 from ndt.replay.shards import parse_shard
 from ndt.replay.track import CheckpointPlan, TrackReport, plan_checkpoints
 from ndt.replay.track import track as run_track
-from ndt_cli._options import THREADS_MAX, real
+from ndt_cli._options import THREADS_MAX, TrustCode, real
 from ndt_cli._output import err, fmt, out, print_json
 
 DType = Enum("DType", {name: name for name in DTYPES}, type=str)
@@ -159,14 +159,7 @@ def track(
             min=0, help="Seconds to wait for another ndt process writing the results file."
         ),
     ] = 0.0,
-    trust_code: Annotated[
-        bool,
-        typer.Option(
-            "--trust-code",
-            help="Run the model factory that ndt.toml names even if you never trusted it "
-            "(see `ndt trust`).",
-        ),
-    ] = False,
+    trust_code: TrustCode = False,
 ) -> None:
     """Replay checkpoints on a fixed probe and record each layer's dimensionality per step.
 

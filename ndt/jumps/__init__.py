@@ -2,9 +2,9 @@
 
 from ndt.jumps.agreement import AgreementDetector
 from ndt.jumps.detection import Detection, Detector
+from ndt.jumps.detectors import DEFAULT_METHOD, DETECTORS, LOCAL_METHOD, METHODS, make_detector
 from ndt.jumps.gradient import GradientDetector
 from ndt.jumps.pelt import PeltDetector
-from ndt.jumps.registry import DEFAULT_METHOD, DETECTORS, LOCAL_METHOD, METHODS, make_detector
 from ndt.jumps.table import JumpReport, detect_jumps_in_results
 from ndt.jumps.zscore import ZScoreDetector
 

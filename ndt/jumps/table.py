@@ -14,8 +14,8 @@ from ndt.core.layer_globs import match_layers
 from ndt.errors import DetectorError
 from ndt.io.store import JUMP_COLUMNS, Results
 from ndt.jumps.detection import Detector
+from ndt.jumps.detectors import DEFAULT_METHOD, LOCAL_METHOD, make_detector
 from ndt.jumps.local_null import HALF_WINDOW, MIN_POINTS, score_intervals
-from ndt.jumps.registry import DEFAULT_METHOD, LOCAL_METHOD, make_detector
 from ndt.jumps.transitions import (
     cauchy_combination,
     group_intervals,

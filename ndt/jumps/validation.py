@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 from ndt.errors import DetectorError
 from ndt.io.store import Results
 from ndt.jumps.detection import Detector
+from ndt.jumps.detectors import DEFAULT_METHOD
 from ndt.jumps.local_null import MIN_POINTS
-from ndt.jumps.registry import DEFAULT_METHOD
 from ndt.jumps.table import detect_jumps_in_results, select_curves
 
 #: Log-spaced saves up to here, then every UNIFORM_EVERY steps.

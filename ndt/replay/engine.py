@@ -181,7 +181,9 @@ class Folder:
 
     def __init__(self, max_pending: int = 2) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ndt-fold")
-        self._slots = threading.BoundedSemaphore(max_pending)
+        # Not a BoundedSemaphore: a Ctrl-C between a submit and its bookkeeping may release a
+        # slot twice, which must not turn the interrupt into another error.
+        self._slots = threading.Semaphore(max_pending)
 
     def submit(self, job: Callable[[torch.Tensor], None], output: torch.Tensor) -> Future:
         """Run ``job(copy of output)`` on the worker once a slot is free.
