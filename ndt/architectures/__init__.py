@@ -15,7 +15,7 @@ from torch import nn
 
 from ndt.architectures.base import CONVOLUTIONS, ArchitectureHandler
 from ndt.architectures.feedforward import CNNHandler, MLPHandler, feedforward_layer_names
-from ndt.architectures.handlers import detect_architecture, get_handler, get_layers_for_model
+from ndt.architectures.registry import detect_architecture, get_handler, get_layers_for_model
 from ndt.architectures.transformer import (
     TransformerHandler,
     ViTHandler,
