@@ -26,14 +26,11 @@ and writes, so two writers never lose each other's rows. Version-1 files (rows e
 from __future__ import annotations
 
 import errno
-import gc
 import json
 import os
 import re
 import shutil
-import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -220,11 +217,10 @@ def write_results(
 
 
 def _write(path: str | Path, results: Results, spare_rows: int = 0) -> None:
-    with _quiet_h5py_teardown():
-        try:
-            _write_replacing(path, results, spare_rows)
-        except (OSError, RuntimeError) as exc:
-            raise _write_error(exc, Path(path)) from exc
+    try:
+        _write_replacing(path, results, spare_rows)
+    except (OSError, RuntimeError) as exc:
+        raise _write_error(exc, Path(path)) from exc
 
 
 #: Room a rewrite wants beyond twice its rows: HDF5's own structures and the tables.
@@ -250,27 +246,6 @@ def _check_free_space(path: str | Path, results: Results, capacity: int) -> None
         return  # the write itself will say what is wrong with the folder
     if free < need:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-
-
-@contextmanager
-def _quiet_h5py_teardown() -> Iterator[None]:
-    """A failed write (a full disk) fails again in every h5py object freed after it, each an
-    'Exception ignored' traceback on stderr; the write's own error, raised, says it once."""
-    previous = sys.unraisablehook
-
-    def hook(unraisable: object) -> None:
-        if not (
-            isinstance(unraisable.exc_value, RuntimeError)  # type: ignore[attr-defined]
-            and "h5py" in repr(unraisable.object)  # type: ignore[attr-defined]
-        ):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-    try:
-        yield
-    finally:
-        gc.collect()  # free what the failed write left while the hook is in place
-        sys.unraisablehook = previous
 
 
 def _write_replacing(path: str | Path, results: Results, spare_rows: int) -> None:

@@ -155,16 +155,7 @@ class RunTable:
             _check_provenance(self.out, read_provenance(self.out), self.provenance, True)
         steps = self.unwritten
         names = self.provenance.metrics
-        files = [self.files[s] for s in steps]
-        table = pd.DataFrame(
-            {
-                "step": np.asarray(steps, dtype=np.int64),
-                "file": [f[0] for f in files],
-                "size": np.asarray([f[1] for f in files], dtype=np.int64),
-                "mtime": np.asarray([f[2] for f in files], dtype=np.float64),
-                "sha256": [f[3] for f in files],
-            }
-        )
+        table = self._checkpoint_table(steps)
         stacked = np.stack([self.rows[s] for s in steps], axis=1)
         metrics = {m: stacked[i] for i, m in enumerate(names)}
         return append_rows(self.out, steps, metrics, table, wait=self.wait)
@@ -181,6 +172,19 @@ class RunTable:
         self.unwritten, self.written_failures = [], list(self.failures)
         self.spare = True
 
+    def _checkpoint_table(self, steps: list[int]) -> pd.DataFrame:
+        """The /checkpoints rows of `steps` (empty values for a step with no recorded file)."""
+        files = [self.files.get(s, ("", 0, float("nan"), "")) for s in steps]
+        return pd.DataFrame(
+            {
+                "step": np.asarray(steps, dtype=np.int64),
+                "file": [f[0] for f in files],
+                "size": np.asarray([f[1] for f in files], dtype=np.int64),
+                "mtime": np.asarray([f[2] for f in files], dtype=np.float64),
+                "sha256": [f[3] for f in files],
+            }
+        )
+
     def results(self) -> Results:
         """The table as a `Results`, steps in increasing order."""
         steps = sorted(self.rows)
@@ -190,16 +194,7 @@ class RunTable:
             if steps
             else np.empty((len(names), 0, len(self.provenance.layers)))
         )
-        files = [self.files.get(s, ("", 0, float("nan"), "")) for s in steps]
-        checkpoints = pd.DataFrame(
-            {
-                "step": np.asarray(steps, dtype=np.int64),
-                "file": [f[0] for f in files],
-                "size": np.asarray([f[1] for f in files], dtype=np.int64),
-                "mtime": np.asarray([f[2] for f in files], dtype=np.float64),
-                "sha256": [f[3] for f in files],
-            }
-        )
+        checkpoints = self._checkpoint_table(steps)
         failures = pd.DataFrame(self.failures, columns=["file", "error"]) if self.failures else None
         base = self.base
         return Results(

@@ -48,8 +48,8 @@ def test_every_metric_by_default_and_q_values_are_benjamini_hochberg() -> None:
     report = detect_jumps_in_results(_results(), method="local", fdr=0.05)
     assert report.n_curves == 6 and report.n_tests == 6 * (STEPS.size - 1)
     assert report.n_intervals == STEPS.size - 1
-    # BH by hand: q_(i) = min over j >= i of p_(j) m / j, on the listed rows' p-values
-    # (every significant row is listed, so their q-values follow from all m p-values).
+    # Benjamini-Hochberg's bounds, whatever the other p-values: p <= q <= p m, and a
+    # significant row has q <= fdr.
     table = report.table
     m = report.n_tests
     for row in table[table["significant"]].itertuples():
