@@ -35,7 +35,8 @@ _REQUIRED_COLUMNS = {
     "checkpoints": ("step",),
     "failures": ("file",),
     "jumps": ("layer", "step"),
-    "jumps/transitions": ("rank", "prev_step", "step"),
+    # Every column: `ndt compare` and the plots read them all.
+    "jumps/transitions": tuple(_TABLE_COLUMNS["jumps/transitions"]),
 }
 # Attributes of /jumps and /provenance: name -> kind ("json-list", "json-object" are strings
 # holding that JSON value).

@@ -99,8 +99,10 @@ def test_transitions_round_trip_under_jumps(tmp_path):
     write_results(path, sample_results())
     jumps = pd.DataFrame({"layer": ["head"], "step": [10], "significant": [True]})
     transitions = pd.DataFrame(
-        {"rank": [1], "prev_step": [0], "step": [10], "p_value": [1e-9], "layers": ["head"]}
-    )
+        {"rank": [1], "prev_step": [0], "step": [10], "peak_prev_step": [0], "peak_step": [10],
+         "p_value": [1e-9], "p_adjusted": [1e-8], "n_curves": [1], "layers": ["head"],
+         "metrics": ["stable_rank"], "strongest": ["head stable_rank 1→2"]}
+    )  # fmt: skip
     write_jumps(path, jumps, {"method": "local"}, transitions)
     back = read_results(path)
     pd.testing.assert_frame_equal(back.transitions, transitions)
@@ -165,3 +167,12 @@ def test_a_full_disk_in_hdf5_is_an_os_error_naming_the_results_file(tmp_path, mo
     assert caught.value.filename == str(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["r.h5"]
+
+
+def test_a_transitions_table_missing_a_column_is_refused_by_name(tmp_path):
+    path = tmp_path / "r.h5"
+    write_results(path, sample_results())
+    partial = pd.DataFrame({"rank": [1], "prev_step": [0], "step": [10]})
+    write_jumps(path, pd.DataFrame({"layer": ["head"], "step": [10]}), {}, partial)
+    with pytest.raises(ResultsFormatError, match="/jumps/transitions lacks column peak_prev_step"):
+        read_results(path)
