@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ndt.analysis.layer_comparison import CompareSettings, LayerComparison
-from ndt.models.spec import model_spec
-from ndt.replay.compare import CompareReport, compare_run, write_json
-from ndt.visualization.compare_report import write_report
+from ndt.analysis.compare_settings import CompareSettings
 from ndt_cli._options import SEED_MAX, real
 from ndt_cli._output import err, fmt, out
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ndt.analysis.layer_comparison import LayerComparison
+    from ndt.replay.compare import CompareReport
 
 _D = CompareSettings()
 
@@ -101,6 +102,11 @@ def compare(
     Without --step or --before/--after it takes the most significant jump of `ndt jumps`.
     See docs/commands/compare.md.
     """
+    # torch and the analyses load here, not at import: `ndt compare --help` stays fast.
+    from ndt.models.spec import model_spec
+    from ndt.replay.compare import compare_run, write_json
+    from ndt.visualization.compare_report import write_report
+
     result = compare_run(
         results,
         step=step,

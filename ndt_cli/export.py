@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from ndt.io.export import export_results, render_results
 from ndt_cli._output import err
 
 
@@ -44,6 +43,9 @@ def export(
 
     See docs/commands/export.md.
     """
+    # pandas and h5py load here, not at import: `ndt export --help` stays fast.
+    from ndt.io.export import export_results, render_results
+
     fmt_name = fmt.value if fmt is not None else None
     if out_path is None:
         print(render_results(results, fmt_name or "csv"), end="")

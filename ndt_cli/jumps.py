@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich import box
 from rich.table import Table
 
-from ndt.io.export import write_csv
-from ndt.io.store import read_results, write_jumps
-from ndt.jumps import (
+from ndt.jumps.jump_defaults import (
+    ALL_METRICS,
+    COSTS,
     DEFAULT_METHOD,
+    DEFAULT_TOLERANCE,
+    HALF_WINDOW,
     LOCAL_METHOD,
     METHODS,
-    JumpReport,
-    detect_jumps_in_results,
-    make_detector,
 )
-from ndt.jumps.local_null import HALF_WINDOW
-from ndt.jumps.pelt import COSTS
-from ndt.jumps.table import ALL_METRICS, DEFAULT_TOLERANCE
-from ndt.jumps.validation import validate_detector
 from ndt_cli._options import real
 from ndt_cli._output import err, fmt, out, print_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from ndt.jumps.table import JumpReport
 
 Method = Enum("Method", {name: name for name in METHODS}, type=str)  # type: ignore[misc]
 _JSON_KEYS = ("layer", "metric", "step", "prev_step", "value_before", "value_after", "delta",
@@ -107,6 +106,12 @@ def jumps(
 
     See docs/commands/jumps.md.
     """
+    # numpy, scipy and pandas load here, not at import: `ndt jumps --help` stays fast.
+    from ndt.io.export import write_csv
+    from ndt.io.store import read_results, write_jumps
+    from ndt.jumps.detectors import make_detector
+    from ndt.jumps.table import detect_jumps_in_results
+
     detector = (
         method.value if method.value == LOCAL_METHOD else make_detector(
             method.value, window_size=window_size, z_threshold=z_threshold,
@@ -236,6 +241,8 @@ def validate_detector_command(
 
     See docs/commands/validate-detector.md.
     """
+    from ndt.jumps.validation import validate_detector
+
     err.print(f"Validating ndt jumps ({method.value}) on {n_runs} runs per scenario…")
     report = validate_detector(method.value, fdr=fdr, tolerance=tolerance, n_runs=n_runs, seed=seed)
     verdict = "PASS" if report.passed else "FAIL"

@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ndt.models.inspection import list_layers
-from ndt.models.spec import model_spec
 from ndt_cli._options import TrustCode
 from ndt_cli._output import out, print_json
 
@@ -52,6 +50,10 @@ def layers(
 
     See docs/commands/layers.md.
     """
+    # torch load here, not at import: `ndt layers --help` stays fast.
+    from ndt.models.inspection import list_layers
+    from ndt.models.spec import model_spec
+
     spec = model_spec(model, model_kwargs)
     listing = list_layers(
         spec, ckpt_dir=ckpt_dir, checkpoint=ckpt, patterns=layer_patterns, trust_code=trust_code

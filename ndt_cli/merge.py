@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ndt.io.merge import merge_results
 from ndt_cli._output import err
 
 
@@ -36,6 +35,9 @@ def merge(
 
     See docs/commands/merge.md.
     """
+    # pandas and h5py load here, not at import: `ndt merge --help` stays fast.
+    from ndt.io.merge import merge_results
+
     merged = merge_results(results, out_path, overwrite=overwrite, wait=wait)
     err.print(
         f"Merged {len(results)} files into {out_path}: {len(merged.steps)} checkpoints x "

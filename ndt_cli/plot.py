@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ndt.visualization.results_figures import DEFAULT_OUT_DIR, plot_results
+from ndt.visualization.plot_defaults import DEFAULT_OUT_DIR
 from ndt_cli._output import out, print_json
 
 
@@ -64,6 +64,9 @@ def plot(
 
     See docs/commands/plot.md.
     """
+    # pandas and the figures load here, not at import: `ndt plot --help` stays fast.
+    from ndt.visualization.results_figures import plot_results
+
     written = plot_results(
         results,
         out_dir=out_dir,

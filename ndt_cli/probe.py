@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ndt.io.probe_sources import make_probe
 from ndt_cli._options import SEED_MAX
 from ndt_cli._output import out, print_json
 
@@ -84,6 +83,9 @@ def probe(
 
     See docs/commands/probe.md.
     """
+    # numpy and torch load here, not at import: `ndt probe --help` stays fast.
+    from ndt.io.probe_sources import make_probe
+
     written = make_probe(
         path,
         digits=digits,

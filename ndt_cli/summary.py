@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ndt.jumps.summary import RunSummary, summarize_runs
 from ndt_cli._output import out, print_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ndt.jumps.summary import RunSummary
 
 NOT_ANALYSED = "not analysed — run ndt jumps"
 
@@ -34,6 +36,9 @@ def summary(
 
     See docs/commands/summary.md.
     """
+    # pandas and scipy load here, not at import: `ndt summary --help` stays fast.
+    from ndt.jumps.summary import summarize_runs
+
     runs = summarize_runs(paths)
     if as_json:
         print_json([_as_dict(run) for run in runs])

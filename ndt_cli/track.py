@@ -5,26 +5,22 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ndt.core.estimators import DEFAULT_METRICS, DEFINITIONS
-from ndt.io.checkpoints import parse_step_range
-from ndt.models.loading import DTYPES
-from ndt.models.spec import model_spec
-from ndt.models.trust import remember_model
+from ndt.core.metrics import DEFAULT_METRICS, DEFINITIONS
+from ndt.models.precision import DTYPE_NAMES
 from ndt.replay.allocator import return_large_blocks_to_os
-from ndt.replay.shards import parse_shard
-from ndt.replay.track import CheckpointPlan, TrackReport, plan_checkpoints
-from ndt.replay.track import track as run_track
 from ndt_cli._options import THREADS_MAX, TrustCode, real
 from ndt_cli._output import err, fmt, out, print_json
 
-DType = Enum("DType", {name: name for name in DTYPES}, type=str)
+if TYPE_CHECKING:  # pragma: no cover
+    from ndt.replay.track import CheckpointPlan, TrackReport
+
+DType = Enum("DType", {name: name for name in DTYPE_NAMES}, type=str)
 Definitions = Enum("Definitions", {name: name for name in DEFINITIONS}, type=str)  # type: ignore[misc]
 
 
@@ -172,6 +168,16 @@ def track(
     Running it again on the same folder computes only the new checkpoints.
     See docs/commands/track.md.
     """
+    # torch and the engine load here, not at import: `ndt track --help` stays fast.
+    import torch
+
+    from ndt.io.checkpoints import parse_step_range
+    from ndt.models.spec import model_spec
+    from ndt.models.trust import remember_model
+    from ndt.replay.shards import parse_shard
+    from ndt.replay.track import plan_checkpoints
+    from ndt.replay.track import track as run_track
+
     spec = model_spec(model, model_kwargs)
     step_range = parse_step_range(steps) if steps else None
     shard_index = parse_shard(shard) if shard else None

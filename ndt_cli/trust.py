@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ndt.models.trust import describe_code, runs_code, trust_file, trust_folder
 from ndt_cli._output import out
 
 
@@ -29,6 +28,9 @@ def trust(
 
     See docs/commands/trust.md.
     """
+    # numpy and torch load here, not at import: `ndt trust --help` stays fast.
+    from ndt.models.trust import describe_code, runs_code, trust_file, trust_folder
+
     trusted = trust_folder(ckpt_dir)
     if trusted.model is None or not runs_code(trusted.model):
         what = f"the built-in model {trusted.model.target}" if trusted.model else "no model"

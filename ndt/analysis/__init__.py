@@ -1,53 +1,65 @@
 """Before/after analyses of a layer's activations for `ndt compare`: neuron statistics, PCA,
 clusters, linear separability and CKA; each accepts numpy arrays or torch tensors of shape
-(B, D), (B, T, D) or (B, C, H, W) (reshaped by `ndt.core.spectrum.as_matrix`)."""
+(B, D), (B, T, D) or (B, C, H, W) (reshaped by `ndt.core.spectrum.as_matrix`).
 
-from ndt.analysis.activation_analysis import ActivationAnalyzer
-from ndt.analysis.analyzer import LayerDimensionality, Phase2AnalyzerBase
-from ndt.analysis.clusters import (
-    OCCUPANCY_MIN_SHARE,
-    ClusterComparison,
-    PhaseClusters,
-    StepClusters,
-    cluster_activations_by_phase,
-    cluster_purity,
-    compare_clusters,
-    phase_occupancy,
-)
-from ndt.analysis.feature_visualization import FeatureVisualizer
-from ndt.analysis.layer_comparison import (
-    CHANGE_SCORE,
-    CompareSettings,
-    LayerComparison,
-    compare_activations,
-    compare_layer,
-    layer_to_dict,
-    rank_layers,
-)
-from ndt.analysis.matrices import Subsample, repeat_labels, subsample_rows, to_matrix
-from ndt.analysis.neurons import NeuronStatistics, compute_neuron_statistics, neuron_statistics
-from ndt.analysis.pca import (
-    PCAComparison,
-    PhasePCA,
-    PrincipalComponents,
-    analyze_activation_phases,
-    compare_pca,
-    fit_pca,
-    principal_angles,
-)
-from ndt.analysis.separability import ProbeAccuracy, probe_accuracy
-from ndt.analysis.similarity import linear_cka
+The names below are imported on first use, so that `ndt.analysis.compare_settings` (the
+analyses' defaults, for `ndt compare --help`) loads without numpy, torch or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "ActivationAnalyzer": "ndt.analysis.activation_analysis",
+    "LayerDimensionality": "ndt.analysis.analyzer",
+    "Phase2AnalyzerBase": "ndt.analysis.analyzer",
+    "OCCUPANCY_MIN_SHARE": "ndt.analysis.clusters",
+    "ClusterComparison": "ndt.analysis.clusters",
+    "PhaseClusters": "ndt.analysis.clusters",
+    "StepClusters": "ndt.analysis.clusters",
+    "cluster_activations_by_phase": "ndt.analysis.clusters",
+    "cluster_purity": "ndt.analysis.clusters",
+    "compare_clusters": "ndt.analysis.clusters",
+    "phase_occupancy": "ndt.analysis.clusters",
+    "FeatureVisualizer": "ndt.analysis.feature_visualization",
+    "CHANGE_SCORE": "ndt.analysis.layer_comparison",
+    "CompareSettings": "ndt.analysis.compare_settings",
+    "LayerComparison": "ndt.analysis.layer_comparison",
+    "compare_activations": "ndt.analysis.layer_comparison",
+    "compare_layer": "ndt.analysis.layer_comparison",
+    "layer_to_dict": "ndt.analysis.layer_comparison",
+    "rank_layers": "ndt.analysis.layer_comparison",
+    "Subsample": "ndt.analysis.matrices",
+    "repeat_labels": "ndt.analysis.matrices",
+    "subsample_rows": "ndt.analysis.matrices",
+    "to_matrix": "ndt.analysis.matrices",
+    "NeuronStatistics": "ndt.analysis.neurons",
+    "compute_neuron_statistics": "ndt.analysis.neurons",
+    "neuron_statistics": "ndt.analysis.neurons",
+    "PCAComparison": "ndt.analysis.pca",
+    "PhasePCA": "ndt.analysis.pca",
+    "PrincipalComponents": "ndt.analysis.pca",
+    "analyze_activation_phases": "ndt.analysis.pca",
+    "compare_pca": "ndt.analysis.pca",
+    "fit_pca": "ndt.analysis.pca",
+    "principal_angles": "ndt.analysis.pca",
+    "ProbeAccuracy": "ndt.analysis.separability",
+    "probe_accuracy": "ndt.analysis.separability",
+    "linear_cka": "ndt.analysis.similarity",
+}
 
 __all__ = [
     "ActivationAnalyzer",
-    "FeatureVisualizer",
     "CHANGE_SCORE",
-    "OCCUPANCY_MIN_SHARE",
     "ClusterComparison",
     "CompareSettings",
+    "FeatureVisualizer",
     "LayerComparison",
     "LayerDimensionality",
     "NeuronStatistics",
+    "OCCUPANCY_MIN_SHARE",
     "PCAComparison",
     "Phase2AnalyzerBase",
     "PhaseClusters",
@@ -76,3 +88,46 @@ __all__ = [
     "subsample_rows",
     "to_matrix",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ndt.analysis.activation_analysis import ActivationAnalyzer
+    from ndt.analysis.analyzer import LayerDimensionality, Phase2AnalyzerBase
+    from ndt.analysis.clusters import (
+        OCCUPANCY_MIN_SHARE,
+        ClusterComparison,
+        PhaseClusters,
+        StepClusters,
+        cluster_activations_by_phase,
+        cluster_purity,
+        compare_clusters,
+        phase_occupancy,
+    )
+    from ndt.analysis.feature_visualization import FeatureVisualizer
+    from ndt.analysis.layer_comparison import (
+        CHANGE_SCORE,
+        CompareSettings,
+        LayerComparison,
+        compare_activations,
+        compare_layer,
+        layer_to_dict,
+        rank_layers,
+    )
+    from ndt.analysis.matrices import Subsample, repeat_labels, subsample_rows, to_matrix
+    from ndt.analysis.neurons import NeuronStatistics, compute_neuron_statistics, neuron_statistics
+    from ndt.analysis.pca import (
+        PCAComparison,
+        PhasePCA,
+        PrincipalComponents,
+        analyze_activation_phases,
+        compare_pca,
+        fit_pca,
+        principal_angles,
+    )
+    from ndt.analysis.separability import ProbeAccuracy, probe_accuracy
+    from ndt.analysis.similarity import linear_cka
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ndt.analysis' has no attribute {name!r}")

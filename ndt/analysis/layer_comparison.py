@@ -13,20 +13,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ndt.analysis.clusters import ClusterComparison, StepClusters, compare_clusters
+from ndt.analysis.compare_settings import CompareSettings
 from ndt.analysis.matrices import (
-    MAX_CELLS,
-    MAX_ROWS,
     ActivationLike,
     Subsample,
     repeat_labels,
     subsample_rows,
     to_matrix,
 )
-from ndt.analysis.neurons import DEAD_THRESHOLD, NeuronStatistics, neuron_statistics
+from ndt.analysis.neurons import NeuronStatistics, neuron_statistics
 from ndt.analysis.pca import PCAComparison, compare_pca
 from ndt.analysis.separability import ProbeAccuracy, probe_accuracy
 from ndt.analysis.similarity import linear_cka
-from ndt.core.estimators import DEFAULT_METRICS, compute_metrics
+from ndt.core.estimators import compute_metrics
 from ndt.core.spectrum import compute_spectrum
 
 CHANGE_SCORE = "1 - linear CKA"
@@ -72,24 +71,6 @@ class LayerComparison:
     def change_score(self) -> float:
         """1 - linear CKA (see the module docstring)."""
         return 1.0 - self.cka
-
-
-@dataclass(frozen=True)
-class CompareSettings:
-    """The analysis parameters, one default each (the CLI reuses them)."""
-
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    center: bool = True
-    dormant_tau: float = 0.0
-    #: Metric definitions, as the results file's provenance records them.
-    definitions: str = "ndt"
-    dead_threshold: float = DEAD_THRESHOLD
-    top_k: int = 10
-    n_components: int = 10
-    n_clusters: int = 5
-    seed: int = 0
-    max_rows: int = MAX_ROWS
-    max_cells: int = MAX_CELLS
 
 
 def compare_layer(

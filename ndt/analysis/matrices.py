@@ -16,12 +16,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from ndt.analysis.compare_settings import MAX_CELLS, MAX_ROWS
 from ndt.core.spectrum import as_matrix
 
 ActivationLike = torch.Tensor | np.ndarray
-
-MAX_ROWS = 50_000
-MAX_CELLS = 50_000 * 4_096
 
 
 @dataclass(frozen=True)

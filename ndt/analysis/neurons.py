@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ndt.analysis.compare_settings import DEAD_THRESHOLD
 from ndt.analysis.matrices import ActivationLike, to_matrix
 
-DEAD_THRESHOLD = 0.9
 #: The keys of reference §3.3's per-layer dicts, all readable from `NeuronStatistics`.
 REFERENCE_KEYS = (
     "mean_before", "mean_after", "mean_change", "std_before", "std_after", "sparsity_before",

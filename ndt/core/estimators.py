@@ -1,4 +1,5 @@
-"""Dimensionality metrics: each one a pure function of a layer's `Spectrum`, listed in METRICS.
+"""Dimensionality metrics: each one a pure function of a layer's `Spectrum`, listed in METRICS
+under its name in the registry of `ndt.core.metrics` (which holds its label, unit and kind).
 
 The public functions (`stable_rank`, ...) also accept an activation matrix (n_samples,
 n_features), as the reference API does; it is turned into a spectrum first (by a float64
@@ -19,11 +20,12 @@ A degenerate spectrum (all zero) gives NaN for the ratios; see docs/metrics.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from ndt.core.metrics import DEFAULT_METRICS, DEFINITIONS, REGISTRY, Definitions
 from ndt.core.spectrum import Spectrum
 from ndt.errors import NdtError
 
@@ -31,10 +33,6 @@ SpectrumLike = Spectrum | torch.Tensor | np.ndarray
 
 # Absorbs round-off when sum(lambda[:k]) equals 0.9 * sum(lambda) exactly (flat spectra).
 _ENERGY_RTOL = 1e-12
-
-
-Definitions = Literal["ndt", "ndtracker"]
-DEFINITIONS: tuple[str, ...] = ("ndt", "ndtracker")
 
 
 def check_definitions(definitions: str) -> str:
@@ -202,7 +200,11 @@ METRICS: dict[str, Callable[[Spectrum], float]] = {
     "effective_rank": _effective_rank,
     "dormant_fraction": _dormant_fraction,
 }
-DEFAULT_METRICS: tuple[str, ...] = tuple(METRICS)
+if tuple(METRICS) != tuple(REGISTRY):  # a metric is both: its entry and its function
+    raise ImportError(
+        f"ndt.core.estimators.METRICS {tuple(METRICS)} and ndt.core.metrics.REGISTRY "
+        f"{tuple(REGISTRY)} must list the same metrics in the same order"
+    )
 
 
 def validate_metrics(names: Iterable[str]) -> tuple[str, ...]:

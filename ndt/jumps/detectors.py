@@ -6,6 +6,12 @@ from ndt.errors import DetectorError
 from ndt.jumps.agreement import AgreementDetector
 from ndt.jumps.detection import Detector
 from ndt.jumps.gradient import GradientDetector
+from ndt.jumps.jump_defaults import (
+    AGREEMENT_METHOD,
+    DETECTOR_NAMES,
+    LOCAL_METHOD,
+    METHODS,
+)
 from ndt.jumps.pelt import PeltDetector
 from ndt.jumps.zscore import ZScoreDetector
 
@@ -14,12 +20,9 @@ DETECTORS: dict[str, type[Detector]] = {
     GradientDetector.name: GradientDetector,
     PeltDetector.name: PeltDetector,
 }
-#: No detector: the local null test scans every interval (docs/jumps.md).
-LOCAL_METHOD = "local"
-#: Every value `method` accepts: the local scan, the detectors, `all` for their agreement.
-METHODS: tuple[str, ...] = (LOCAL_METHOD, *DETECTORS, AgreementDetector.name)
-#: The method `ndt jumps` uses unless told otherwise; docs/jumps.md gives the measurements.
-DEFAULT_METHOD = LOCAL_METHOD
+# The method names live in jump_defaults (light, for `ndt jumps --help`): they must match.
+if (*DETECTORS, AgreementDetector.name) != (*DETECTOR_NAMES, AGREEMENT_METHOD):
+    raise ImportError("ndt.jumps.jump_defaults must name the detectors of DETECTORS")
 
 
 def make_detector(

@@ -28,9 +28,8 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ndt.errors import DetectorError
+from ndt.jumps.jump_defaults import HALF_WINDOW  # on each side of a candidate, fewer at the ends
 
-#: Reference intervals on each side of a candidate (fewer at the ends of a curve).
-HALF_WINDOW = 16
 #: How the spread of a change grows with the steps it spans: g ** SPACING_EXPONENT.
 SPACING_EXPONENT = 0.5
 #: Neighbours further than this many robust SDs from their median leave the reference.

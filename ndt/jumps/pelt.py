@@ -6,8 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ndt.jumps.detection import Detector, noise_scale, require
-
-COSTS = ("l2", "l1", "rbf")
+from ndt.jumps.jump_defaults import COSTS
 
 
 class PeltDetector(Detector):

@@ -14,7 +14,8 @@ from ndt.core.layer_globs import match_layers
 from ndt.errors import DetectorError
 from ndt.io.store import JUMP_COLUMNS, Results
 from ndt.jumps.detection import Detector
-from ndt.jumps.detectors import DEFAULT_METHOD, LOCAL_METHOD, make_detector
+from ndt.jumps.detectors import make_detector
+from ndt.jumps.jump_defaults import ALL_METRICS, DEFAULT_METHOD, DEFAULT_TOLERANCE, LOCAL_METHOD
 from ndt.jumps.local_null import HALF_WINDOW, MIN_POINTS, score_intervals
 from ndt.jumps.transitions import (
     cauchy_combination,
@@ -22,11 +23,6 @@ from ndt.jumps.transitions import (
     holm,
     transitions_frame,
 )
-
-#: Every metric in the file is tested unless `metrics` narrows it (issue 11).
-ALL_METRICS: tuple[str, ...] = ("all",)
-#: Significant intervals at most this many checkpoints apart form one transition.
-DEFAULT_TOLERANCE = 1
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from ndt.errors import DetectorError
 from ndt.io.store import Results
 from ndt.jumps.detection import Detector
-from ndt.jumps.detectors import DEFAULT_METHOD
+from ndt.jumps.jump_defaults import DEFAULT_METHOD
 from ndt.jumps.local_null import MIN_POINTS
 from ndt.jumps.table import detect_jumps_in_results, select_curves
 

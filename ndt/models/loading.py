@@ -11,15 +11,11 @@ from ndt.errors import NdtError
 from ndt.io.checkpoints import Checkpoint, load_weights, read_state_dict
 from ndt.io.manifest import ModelSpec, read_manifest
 from ndt.models.hf import find_config, is_hf_model, load_hf_weights
+from ndt.models.precision import DTYPE_NAMES
 from ndt.models.spec import HF_TARGET
 
 #: ``--dtype`` values: the precision of the forward passes, whatever the checkpoints' dtype.
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:

@@ -9,19 +9,30 @@ draws, are `ndt.visualization.curves`, `ndt.visualization.heatmaps`, `plot_resul
 matplotlib (a dependency) is imported only when a figure is drawn, so that commands and
 scripts that draw nothing do not pay for it; figures are drawn on the Agg canvas and never
 touch pyplot's global state. plotly is imported on first use of an interactive name.
+
+Every name here is imported on first use, so that `ndt.visualization.plot_defaults` (for
+`ndt plot --help`) loads without numpy or pandas.
 """
 
-from ndt.visualization.curves import plot_metric_grid
-from ndt.visualization.heatmaps import plot_layer_heatmap
-from ndt.visualization.page import write_html_report
-from ndt.visualization.plots import (
-    plot_correlation_heatmap,
-    plot_jumps,
-    plot_metrics_comparison,
-    plot_phases,
-    plot_single_metric,
-)
-from ndt.visualization.results_figures import plot_results
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "plot_metric_grid": "ndt.visualization.curves",
+    "plot_layer_heatmap": "ndt.visualization.heatmaps",
+    "write_html_report": "ndt.visualization.page",
+    "plot_correlation_heatmap": "ndt.visualization.plots",
+    "plot_jumps": "ndt.visualization.plots",
+    "plot_metrics_comparison": "ndt.visualization.plots",
+    "plot_phases": "ndt.visualization.plots",
+    "plot_single_metric": "ndt.visualization.plots",
+    "plot_results": "ndt.visualization.results_figures",
+    "create_dashboard": "ndt.visualization.interactive",
+    "create_interactive_plot": "ndt.visualization.interactive",
+    "create_multi_layer_plot": "ndt.visualization.interactive",
+}
 
 __all__ = [
     "create_dashboard",
@@ -38,12 +49,21 @@ __all__ = [
     "write_html_report",
 ]
 
-_INTERACTIVE = ("create_dashboard", "create_interactive_plot", "create_multi_layer_plot")
+if TYPE_CHECKING:  # pragma: no cover
+    from ndt.visualization.curves import plot_metric_grid
+    from ndt.visualization.heatmaps import plot_layer_heatmap
+    from ndt.visualization.page import write_html_report
+    from ndt.visualization.plots import (
+        plot_correlation_heatmap,
+        plot_jumps,
+        plot_metrics_comparison,
+        plot_phases,
+        plot_single_metric,
+    )
+    from ndt.visualization.results_figures import plot_results
 
 
 def __getattr__(name: str) -> object:
-    if name in _INTERACTIVE:
-        from ndt.visualization import interactive
-
-        return getattr(interactive, name)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'ndt.visualization' has no attribute {name!r}")

@@ -16,8 +16,7 @@ from ndt.visualization._style import SAVE_FORMATS
 from ndt.visualization.curves import plot_metric_grid, plot_single_metric
 from ndt.visualization.heatmaps import plot_correlation_heatmap, plot_layer_heatmap
 from ndt.visualization.page import write_html_report
-
-DEFAULT_OUT_DIR = "ndt-plots"
+from ndt.visualization.plot_defaults import DEFAULT_OUT_DIR
 
 
 def _one_figure(
