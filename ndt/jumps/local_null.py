@@ -113,6 +113,7 @@ def score_intervals(
     steps: NDArray[np.int64],
     values: NDArray[np.float64],
     half_window: int = HALF_WINDOW,
+    resolution: float | None = None,
 ) -> IntervalTest:
     """Test every change between consecutive checkpoints of one curve against the local null.
 
@@ -120,6 +121,9 @@ def score_intervals(
         steps: Checkpoint steps, strictly increasing, shape (n_points,).
         values: The curve at those steps, finite, shape (n_points,).
         half_window: Reference intervals on each side of a candidate.
+        resolution: The grid step of the curve's values when known: 1 for a metric the
+            registry declares integer-valued (`ndt.core.metrics`). None: inferred from the
+            values (`quantum`), 0 for a continuous curve.
 
     Returns:
         One statistic and p-value per interval.
@@ -149,7 +153,8 @@ def score_intervals(
 
     # A floor for the noise: the rounding of a quantised curve (a uniform error of one grid
     # step at each point gives a change an SD of q / sqrt(6)), and float resolution.
-    floor = max(quantum(values) / np.sqrt(6.0), 1e-12 * float(np.abs(values).max()), _TINY)
+    q = quantum(values) if resolution is None else resolution
+    floor = max(q / np.sqrt(6.0), 1e-12 * float(np.abs(values).max()), _TINY)
     centre = np.nanmedian(neighbours, axis=1, keepdims=True)
     spread = _MAD_TO_SD * np.nanmedian(np.abs(neighbours - centre), axis=1, keepdims=True)
     limit = TRIM_SDS * np.maximum(spread, floor / spacing[:, None])

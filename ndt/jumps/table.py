@@ -11,6 +11,7 @@ import pandas as pd
 from scipy.stats import false_discovery_control
 
 from ndt.core.layer_globs import match_layers
+from ndt.core.metrics import REGISTRY
 from ndt.errors import DetectorError
 from ndt.io.store import JUMP_COLUMNS, Results
 from ndt.jumps.detection import Detector
@@ -190,7 +191,9 @@ def detect_jumps_in_results(
     grid = np.asarray(results.steps, dtype=np.int64)
     tests, on_grid = [], np.full((len(testable), max(grid.size - 1, 0)), np.nan)
     for number, curve in enumerate(testable):
-        test = score_intervals(curve.steps, curve.values, half_window)
+        metric = REGISTRY.get(curve.metric)
+        resolution = 1.0 if metric is not None and metric.integer else None
+        test = score_intervals(curve.steps, curve.values, half_window, resolution)
         tests.append(test)
         # A curve interval that spans dropped points covers several grid intervals.
         ends = np.searchsorted(grid, curve.steps)

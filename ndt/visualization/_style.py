@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ndt.core.metrics import REGISTRY
 from ndt.errors import NdtError
 from ndt.visualization._data import use_log_x
 
@@ -34,13 +35,9 @@ _MAX_CATEGORICAL = len(OKABE_ITO)
 # Beyond this many layers a legend stops being readable; a depth colour bar replaces it.
 _MAX_LEGEND = 24
 
+# Axis labels: each metric's from the registry (ndt.core.metrics), and the training scalars.
 METRIC_LABELS = {
-    "stable_rank": "stable rank  Σλ / λmax  (dimensions)",
-    "participation_ratio": "participation ratio  (Σλ)² / Σλ²  (dimensions)",
-    "cumulative_energy_90": "components for 90 % of variance",
-    "nuclear_norm_ratio": "nuclear-norm ratio  Σσ / σmax",
-    "effective_rank": "effective rank  exp(entropy of σ)  (dimensions)",
-    "dormant_fraction": "dormant units  (fraction)",
+    **{name: metric.axis_label for name, metric in REGISTRY.items()},
     "loss": "training loss",
     "grad_norm": "gradient norm",
 }
@@ -56,6 +53,22 @@ def metric_title(metric: str) -> str:
 def metric_label(metric: str) -> str:
     """A metric's axis label with its formula or unit."""
     return METRIC_LABELS.get(metric, metric_title(metric))
+
+
+def label_metric_axis(ax: Axes, metric: str) -> None:
+    """Label the y axis with `metric`; a metric the registry declares integer-valued gets
+    whole-number ticks only."""
+    ax.set_ylabel(metric_label(metric))
+    set_metric_ticks(ax, metric)
+
+
+def set_metric_ticks(ax: Axes, metric: str) -> None:
+    """Whole-number y ticks for a metric the registry declares integer-valued."""
+    declared = REGISTRY.get(metric)
+    if declared is not None and declared.integer:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def new_figure(

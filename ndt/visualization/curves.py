@@ -28,11 +28,13 @@ from ndt.visualization._data import (
 )
 from ndt.visualization._style import (
     add_layer_legend,
+    label_metric_axis,
     layer_colors,
     metric_label,
     metric_title,
     new_figure,
     save_figure,
+    set_metric_ticks,
     set_step_axis,
 )
 
@@ -180,7 +182,7 @@ def plot_single_metric(
     extra = draw_jumps(ax, frame, metric, marked_jumps(table, metric, chosen), colors)
     extra += draw_transitions(ax, transitions)
     set_step_axis(ax, frame["step"].unique(), logx)
-    ax.set_ylabel(metric_label(metric))
+    label_metric_axis(ax, metric)
     ax.set_title(_title(f"{metric_title(metric)} per layer", run_name))
     if show_loss and "loss" in frame.columns:
         loss = frame.drop_duplicates("step")
@@ -236,7 +238,7 @@ def plot_jumps(
     if len(marks) <= 12:
         _annotate(ax, frame, metric, marks)
     set_step_axis(ax, frame["step"].unique(), logx)
-    ax.set_ylabel(metric_label(metric))
+    label_metric_axis(ax, metric)
     ax.set_title(_title(f"{metric_title(metric)}: {len(marks)} jumps", run_name))
     add_layer_legend(fig, ax, chosen, colors, extra)
     return _finish(fig, save)
@@ -317,7 +319,7 @@ def plot_phases(
     draw_curves(ax, frame, metric, chosen, colors)
     extra = draw_jumps(ax, frame, metric, marks, colors)
     set_step_axis(ax, steps, log)
-    ax.set_ylabel(metric_label(metric))
+    label_metric_axis(ax, metric)
     n_phases = len(edges) - 1
     ax.set_title(_title(f"{metric_title(metric)}: {n_phases} phases", run_name), pad=14)
     add_layer_legend(fig, ax, chosen, colors, extra)
@@ -369,6 +371,7 @@ def plot_metric_grid(
         bands = draw_transitions(ax, transitions) or bands
         set_step_axis(ax, frame["step"].unique(), logx)
         ax.set_title(metric_label(metric), fontsize="medium")
+        set_metric_ticks(ax, metric)
         if not ax.get_subplotspec().is_last_row():
             ax.set_xlabel("")
     for ax in axes[len(metrics) :]:

@@ -113,3 +113,21 @@ def test_bad_curves_are_refused() -> None:
         score_intervals(np.arange(5), np.zeros(5))
     with pytest.raises(DetectorError, match="increase strictly"):
         score_intervals(np.array([0, 1, 1, 2, 3, 4, 5, 6, 7, 8]), np.zeros(10))
+
+
+def test_declared_resolution_floors_an_integer_curve_that_looks_continuous() -> None:
+    """A count rising by exactly one per checkpoint has every value distinct, so `quantum`
+    sees no grid and the noise floor is float resolution: one extra unit is then an
+    enormous statistic. Declared integer-valued (resolution 1, from the registry), the
+    floor is the rounding's SD 1/sqrt(6) per change, and one extra unit is about 2.4 SDs."""
+    values = np.arange(40, dtype=float)
+    values[20:] += 1.0  # the change from 19 to 20 is 2, the others 1
+    steps = np.arange(40) * 10
+    assert quantum(values) == 0.0
+    inferred = score_intervals(steps, values)
+    declared = score_intervals(steps, values, resolution=1.0)
+    assert inferred.p_value[19] < 1e-9
+    # The reference changes are all exactly 1: the fit leaves no residual, so the
+    # denominator is the floor times the prediction-interval factor, at least the floor.
+    assert abs(declared.statistic[19]) <= 1.0 / (1.0 / np.sqrt(6.0)) + 1e-9
+    assert declared.p_value[19] > 0.01
