@@ -56,7 +56,8 @@ def track(
         list[str] | None,
         typer.Option(
             "--metric",
-            help=f"Metric to compute (repeatable). Default: all of {', '.join(DEFAULT_METRICS)}.",
+            help=f"Metric to compute (repeatable), one of {', '.join(DEFAULT_METRICS)}. "
+            "Default: all of them, or those the --out file records when extending it.",
         ),
     ] = None,
     center: Annotated[
@@ -211,7 +212,7 @@ def track(
 
         report = run_track(
             ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
-            metrics=metric or DEFAULT_METRICS, center=center, dormant_tau=dormant_tau,
+            metrics=metric or None, center=center, dormant_tau=dormant_tau,
             definitions=definitions.value,
             batch_size=batch_size, device=device, dtype=dtype.value, tokens=tokens,
             steps=step_range, every=every, step_scale=step_scale, shard=shard_index,
@@ -313,6 +314,8 @@ def _warn_notes(notes: list[str]) -> None:
 
 
 def _warn(report: TrackReport) -> None:
+    for notice in report.notices:
+        err.print(f"Note: {notice}", soft_wrap=True, markup=False)
     for step, file in report.changed:
         err.print(
             f"Note: {file} changed since it was tracked; step {step} was computed again.",

@@ -29,7 +29,7 @@ from ndt.core.rows import parse_tokens
 from ndt.errors import CheckpointError, NdtError
 from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
 from ndt.io.manifest import ModelSpec, read_manifest
-from ndt.io.store import Provenance, Results
+from ndt.io.store import Provenance, Results, read_provenance
 from ndt.models.loading import apply_weights
 from ndt.replay.distributed import Outcome, replay_run
 from ndt.replay.engine import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
@@ -54,6 +54,8 @@ class TrackReport:
             ("metrics" includes decompositions that overlapped the next forward pass), and
             the run's "wall" time.
         notes: Files skipped while discovering checkpoints, and warnings about their steps.
+        notices: What the run chose on its own, for the user to know (not a problem): the
+            metrics it took from the results file when none were asked.
     """
 
     path: Path
@@ -67,6 +69,7 @@ class TrackReport:
         default_factory=lambda: dict.fromkeys(("load", "forward", "metrics", "write", "wall"), 0.0)
     )
     notes: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def track(
     model: ModelSpec | None = None,
     probe: str | Path | None = None,
     layers: Sequence[str] | None = None,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     center: bool | None = None,
     dormant_tau: float = 0.0,
     definitions: Definitions = "ndt",
@@ -150,6 +153,11 @@ def track(
     model stops the run.
 
     Args:
+        metrics: Names from the registry (`ndt.core.metrics`). None: the metrics `out`
+            records when the run extends it (a file written before a metric was added stays
+            valid: its curves go on without the new metric, and `TrackReport.notices` says
+            so), else every metric (`DEFAULT_METRICS`). Metrics other than those recorded
+            are refused, like any option that differs.
         shard: ``(I, N)``: only the checkpoints whose position in step order (after `steps`
             and `every`) is I modulo N (`ndt.replay.shards`); `ndt merge` joins the shards' files.
         trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
@@ -170,6 +178,9 @@ def track(
             not fit the model, or options that differ from those recorded in `out`.
         ResultsLockedError: if another process holds `out`'s lock for longer than `wait`.
     """
+    notices: list[str] = []
+    if metrics is None:
+        metrics = _default_metrics(Path(out), overwrite, notices)
     metrics = _checked_metrics(metrics)
     check_definitions(definitions)
     center = (definitions == "ndt") if center is None else center
@@ -198,7 +209,7 @@ def track(
     provenance = replace(provenance, definitions=definitions)
     out = Path(out)
     table = RunTable.start(out, provenance, overwrite, wait)
-    report = TrackReport(path=out, results=table.results(), notes=plan.notes)
+    report = TrackReport(path=out, results=table.results(), notes=plan.notes, notices=notices)
     report.changed = table.forget_changed(checkpoints, Path(ckpt_dir))
     todo = [c for c in checkpoints if c.step not in table.rows]
     report.skipped = [c.step for c in checkpoints if c.step in table.rows]
@@ -380,6 +391,33 @@ class _Loop:
         self.done += 1
         if self.progress is not None:
             self.progress(self.done, self.total, checkpoint.step)
+
+
+def _default_metrics(out: Path, overwrite: bool, notices: list[str]) -> tuple[str, ...]:
+    """The metrics of a run that named none: those `out` records when the run extends it
+    (with a notice when they are not every metric), else every metric."""
+    if overwrite or not out.exists():
+        return DEFAULT_METRICS
+    try:
+        recorded = read_provenance(out)
+    except NdtError:  # not a readable results file: RunTable.start says why
+        return DEFAULT_METRICS
+    if recorded is None or not recorded.metrics:
+        return DEFAULT_METRICS
+    metrics = tuple(recorded.metrics)
+    unknown = [m for m in metrics if m not in DEFAULT_METRICS]
+    if unknown:
+        raise NdtError(
+            f"{out} records the metric {', '.join(unknown)}, which this version of ndt does "
+            "not know; pass --overwrite to recompute, or --out another file"
+        )
+    missing = [m for m in DEFAULT_METRICS if m not in metrics]
+    if missing:
+        notices.append(
+            f"{out} records the metrics {', '.join(metrics)}; computing those, not "
+            f"{', '.join(missing)} (pass --overwrite for every metric, or --out another file)"
+        )
+    return metrics
 
 
 def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:

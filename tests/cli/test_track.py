@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from conftest import assert_one_error
 
+from ndt.core.metrics import DEFAULT_METRICS, REGISTRY
 from ndt.io.checkpoints import save_checkpoint
 from ndt.io.manifest import ModelSpec
 from ndt.io.probe import save_probe
@@ -216,3 +217,63 @@ def test_layers_command(ndt, tiny_run):
         ndt("layers", "--model", "mlp", "--ckpt", tiny_run / "ckpts" / "step_00000010.safetensors"),
         "does not fit the model",
     )
+
+
+def test_rerun_without_metric_keeps_a_files_older_metric_set(ndt, tiny_run, tmp_path):
+    """A file written before a metric was added (simulated by a subset of --metric) stays
+    valid: a rerun without --metric extends it with the metrics it records, in its order,
+    and says so in one note; the new steps' values are those of a fresh run."""
+    out, fresh = tmp_path / "old.h5", tmp_path / "fresh.h5"
+    recorded = ["effective_rank", "stable_rank"]  # not the registry's order, nor all
+    first = ndt("track", tiny_run / "ckpts", "--out", out, "--steps", ":20", "-q",
+                *[arg for name in recorded for arg in ("--metric", name)])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    again = ndt("track", tiny_run / "ckpts", "--out", out, "-q")
+    assert again.exit_code == 0, again.output
+    notes = [line for line in again.stderr.splitlines() if line.startswith("Note:")]
+    assert len(notes) == 1, again.stderr
+    assert "records the metrics effective_rank, stable_rank" in notes[0]
+    assert "participation_ratio" in notes[0] and "--overwrite" in notes[0]
+    assert "Error" not in again.stderr
+    results = read_results(out)
+    assert list(results.metrics) == recorded and results.provenance.metrics == tuple(recorded)
+    assert list(results.steps) == [0, 10, 20, 30, 40]
+    assert ndt("track", tiny_run / "ckpts", "--out", fresh, "-q").exit_code == 0
+    every = read_results(fresh)
+    assert list(every.metrics) == list(DEFAULT_METRICS)
+    for name in recorded:
+        np.testing.assert_allclose(results.metrics[name], every.metrics[name], rtol=1e-12)
+    # Run again: nothing to compute, the same single note, the file unchanged.
+    before = out.read_bytes()
+    third = ndt("track", tiny_run / "ckpts", "--out", out, "-q")
+    assert third.exit_code == 0 and third.stderr.count("Note:") == 1
+    assert read_results(out).steps.tolist() == [0, 10, 20, 30, 40]
+    assert before == out.read_bytes()
+
+
+def test_rerun_with_another_explicit_metric_is_refused(ndt, tiny_run, tmp_path):
+    out = tmp_path / "r.h5"
+    assert ndt("track", tiny_run / "ckpts", "--out", out, "--metric", "stable_rank",
+               "-q").exit_code == 0  # fmt: skip
+    before = out.read_bytes()
+    assert_one_error(
+        ndt("track", tiny_run / "ckpts", "--out", out, "--metric", "effective_rank"),
+        f"{out} was made with metrics=('stable_rank',), not ('effective_rank',)",
+    )
+    assert_one_error(  # every metric, asked explicitly, is not what the file records either
+        ndt("track", tiny_run / "ckpts", "--out", out,
+            *[arg for name in DEFAULT_METRICS for arg in ("--metric", name)]),
+        "was made with metrics=('stable_rank',)",
+    )  # fmt: skip
+    assert out.read_bytes() == before
+    # --overwrite without --metric starts again with every metric, and says nothing of it.
+    fresh = ndt("track", tiny_run / "ckpts", "--out", out, "--overwrite", "-q")
+    assert fresh.exit_code == 0 and "Note:" not in fresh.stderr
+    assert list(read_results(out).metrics) == list(DEFAULT_METRICS)
+
+
+def test_a_new_file_without_metric_gets_every_metric_of_the_registry(ndt, tiny_run, tmp_path):
+    out = tmp_path / "r.h5"
+    result = ndt("track", tiny_run / "ckpts", "--out", out, "-q")
+    assert result.exit_code == 0 and "Note:" not in result.stderr
+    assert list(read_results(out).metrics) == list(REGISTRY)
