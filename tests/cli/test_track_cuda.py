@@ -52,7 +52,10 @@ def test_cuda_values_equal_cpu_values(
     for metric in METRICS:
         got = runs["cuda"][metric].to_numpy()
         np.testing.assert_allclose(got, runs["cpu"][metric], rtol=RTOL, atol=1e-12, err_msg=metric)
-        np.testing.assert_allclose(got, reference[metric], rtol=RTOL, atol=1e-12, err_msg=metric)
+        if metric in reference.columns:  # absent: added since the fixtures were made
+            np.testing.assert_allclose(
+                got, reference[metric], rtol=RTOL, atol=1e-12, err_msg=metric
+            )
 
 
 @pytest.mark.parametrize("host_max_width", [1 << 30, 0])
