@@ -8,11 +8,11 @@ and scale, larger the more it changed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from ndt.analysis.clusters import ClusterComparison, StepClusters, compare_clusters
+from ndt.analysis.clusters import ClusterComparison, compare_clusters
 from ndt.analysis.compare_settings import CompareSettings
 from ndt.analysis.matrices import (
     ActivationLike,
@@ -180,76 +180,3 @@ def compare_activations(
             for name in activations_before
         ]
     )
-
-
-def _floats(values: np.ndarray) -> list[float | None]:
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=float)]
-
-
-def _num(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
-def _clusters_to_dict(c: ClusterComparison) -> dict[str, object]:
-    def step(s: StepClusters) -> dict[str, object]:
-        return {
-            "sizes": s.sizes.tolist(),
-            "purity": _num(s.purity),
-            "ari_vs_labels": _num(s.ari_vs_labels),
-        }
-
-    return {
-        "n_clusters": c.n_clusters,
-        "seed": c.seed,
-        "before": step(c.before),
-        "after": step(c.after),
-        "ari_before_vs_after": _num(c.ari_before_vs_after),
-        "joint": {
-            "contingency": c.joint_contingency.tolist(),
-            "phase_occupancy": _num(c.phase_occupancy),
-            "occupancy_min_share": c.occupancy_min_share,
-        },
-    }
-
-
-def layer_to_dict(c: LayerComparison) -> dict[str, object]:
-    """The JSON form of one layer's record (schema in docs/commands/compare.md)."""
-    n, p = c.neurons, c.pca
-    probe = None
-    if c.probe_before is not None and c.probe_after is not None:
-        probe = {
-            "before": {k: _num(v) for k, v in asdict(c.probe_before).items()},
-            "after": {k: _num(v) for k, v in asdict(c.probe_after).items()},
-        }
-    return {
-        "layer": c.layer,
-        "shape": list(c.shape),
-        "n_rows": c.n_rows,
-        "n_features": c.n_features,
-        "subsample": None if c.subsample is None else asdict(c.subsample),
-        "change_score": _num(c.change_score),
-        "cka": _num(c.cka),
-        "metrics": {
-            name: {"before": _num(c.metrics_before[name]), "after": _num(c.metrics_after[name])}
-            for name in c.metrics_before
-        },
-        "neurons": {
-            "dead_threshold": n.dead_threshold,
-            **n.counts(),
-            "mean_abs_delta_mean": _num(float(n.mean_change.mean())),
-            "max_abs_delta_mean": _num(float(n.mean_change.max())),
-            "top_changes": [asdict(t) for t in n.top_changes],
-        },
-        "pca": {
-            "n_components": p.n_components,
-            "explained_variance_ratio_before": _floats(p.explained_variance_ratio_before),
-            "explained_variance_ratio_after": _floats(p.explained_variance_ratio_after),
-            "joint_explained_variance_ratio": _floats(p.joint_explained_variance_ratio),
-            "centroid_shift": _floats(p.centroid_shift),
-            "centroid_distance": _num(p.centroid_distance),
-            "principal_angles_deg": _floats(p.principal_angles),
-            "subspace_overlap": _num(p.subspace_overlap),
-        },
-        "clusters": _clusters_to_dict(c.clusters),
-        "linear_probe": probe,
-    }

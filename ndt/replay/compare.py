@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from ndt.analysis.layer_comparison import (
-    CHANGE_SCORE,
-    CompareSettings,
-    LayerComparison,
-    compare_layer,
-    layer_to_dict,
-    rank_layers,
+from ndt.analysis.compare_record import (
+    CheckpointRecord,
+    CompareRecord,
+    ProbeFileRecord,
+    layer_record,
+    record_to_dict,
 )
+from ndt.analysis.compare_settings import CompareSettings
+from ndt.analysis.layer_comparison import CHANGE_SCORE, compare_layer, rank_layers
 from ndt.core.rows import channels_first_layers
 from ndt.errors import CheckpointError, NdtError, ProbeError, ResultsFormatError
 from ndt.io.checkpoints import Checkpoint, discover_checkpoints
@@ -48,46 +49,6 @@ class StepChoice:
     after: int
     reason: str
     note: str = ""
-
-
-@dataclass(frozen=True)
-class CompareReport:
-    """What `compare_run` compared and found.
-
-    Attributes:
-        results_path: The results file the run was read from.
-        steps: The chosen steps.
-        before: The earlier checkpoint.
-        after: The later checkpoint.
-        model: The model spec, as recorded.
-        probe_path: The probe replayed.
-        probe_sha256: Its sha256 (equal to the recorded one).
-        n_samples: Probe samples.
-        has_labels: Whether the probe has labels (linear probe and purity need them).
-        settings: Analysis parameters.
-        layers: One record per layer, ranked by `change_score` (largest change first).
-        change_score: How layers are ranked.
-        activations_path: Where the activations were saved, if asked.
-        tokens: The rows of sequence layers (``--tokens`` of `ndt track`, as recorded).
-        labels_per_token: Layers whose rows are tokens, so that each sample's label is
-            repeated over its tokens in the linear probe and cluster purity.
-    """
-
-    results_path: Path
-    steps: StepChoice
-    before: Checkpoint
-    after: Checkpoint
-    model: str
-    probe_path: Path
-    probe_sha256: str
-    n_samples: int
-    has_labels: bool
-    settings: CompareSettings
-    layers: list[LayerComparison] = field(default_factory=list)
-    change_score: str = CHANGE_SCORE
-    activations_path: Path | None = None
-    tokens: str = "all"
-    labels_per_token: list[str] = field(default_factory=list)
 
 
 def _most_significant(jumps: pd.DataFrame) -> pd.Series:
@@ -255,7 +216,7 @@ def compare_run(
     trust_code: bool = False,
     model: ModelSpec | None = None,
     probe: str | Path | None = None,
-) -> CompareReport:
+) -> CompareRecord:
     """Replay the before and after checkpoints of a tracked run and compare every layer.
 
     Args:
@@ -351,25 +312,27 @@ def compare_run(
     saved = None
     if save_activations is not None:
         saved = write_activations(save_activations, captured, setup.probe.labels, chosen)
-    return CompareReport(
-        results_path=path,
-        steps=choice,
-        before=chosen[0],
-        after=chosen[1],
+    return CompareRecord(
+        results=path,
+        before=CheckpointRecord(chosen[0].step, chosen[0].path),
+        after=CheckpointRecord(chosen[1].step, chosen[1].path),
+        chosen_by=choice.reason,
+        note=choice.note or None,
         model=spec.describe(),
-        probe_path=probe_path,
-        probe_sha256=setup.probe.sha256,
-        n_samples=setup.probe.n_samples,
-        has_labels=setup.probe.labels is not None,
+        probe=ProbeFileRecord(
+            path=probe_path,
+            sha256=setup.probe.sha256,
+            n_samples=setup.probe.n_samples,
+            has_labels=labels is not None,
+        ),
         settings=settings,
-        layers=rank_layers(records),
-        activations_path=saved,
+        ranked_by=CHANGE_SCORE,
         tokens=tokens,
-        labels_per_token=[
-            c.layer
-            for c in records
-            if setup.probe.labels is not None and c.n_rows > setup.probe.n_samples
-        ],
+        labels_per_token=tuple(
+            c.layer for c in records if labels is not None and c.n_rows > setup.probe.n_samples
+        ),
+        activations=saved,
+        layers=tuple(layer_record(c) for c in rank_layers(records)),
     )
 
 
@@ -397,36 +360,10 @@ def write_activations(
     return path
 
 
-def report_to_dict(report: CompareReport) -> dict[str, object]:
-    """The JSON document of a comparison (schema in docs/commands/compare.md)."""
-    settings = asdict(report.settings)
-    settings["metrics"] = list(report.settings.metrics)
-    return {
-        "results": str(report.results_path),
-        "before": {"step": report.before.step, "file": str(report.before.path)},
-        "after": {"step": report.after.step, "file": str(report.after.path)},
-        "chosen_by": report.steps.reason,
-        "note": report.steps.note or None,
-        "model": report.model,
-        "probe": {
-            "path": str(report.probe_path),
-            "sha256": report.probe_sha256,
-            "n_samples": report.n_samples,
-            "has_labels": report.has_labels,
-        },
-        "settings": settings,
-        "ranked_by": report.change_score,
-        "tokens": report.tokens,
-        "labels_per_token": list(report.labels_per_token),
-        "activations": None if report.activations_path is None else str(report.activations_path),
-        "layers": [layer_to_dict(c) for c in report.layers],
-    }
-
-
-def write_json(report: CompareReport, path: str | Path) -> Path:
-    """Write `report_to_dict(report)` to `path` (NaN as null)."""
+def write_json(record: CompareRecord, path: str | Path) -> Path:
+    """Write `record_to_dict(record)` to `path` (schema in docs/commands/compare.md)."""
     path = Path(path)
-    text = to_json(report_to_dict(report)) + "\n"
+    text = to_json(record_to_dict(record)) + "\n"
     if not path.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, text)

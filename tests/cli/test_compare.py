@@ -150,7 +150,7 @@ def test_translation_leaves_purity_and_ari_unchanged(translated_run, tmp_path):
         3,
     )
     assert res.exit_code == 0, res.stderr
-    assert "phase occupancy" in res.stdout and "cluster ARI before↔after" in res.stdout
+    assert "phase occupancy" in res.stdout and "ARI between the two steps' partitions" in res.stdout
     layers = {
         layer["layer"]: layer for layer in json.loads((tmp_path / "c.json").read_text())["layers"]
     }
@@ -195,7 +195,7 @@ def test_most_significant_jump_is_used(run, tmp_path):
     write_jumps(copy, jumps)
     report = compare_run(copy, device="cpu", layers=["fc1"])
     assert (report.before.step, report.after.step) == (40, 50)
-    assert "most significant jump" in report.steps.reason
+    assert "most significant jump" in report.chosen_by
     assert [c.layer for c in report.layers] == ["fc1"]
 
 
@@ -285,13 +285,13 @@ def test_induced_transition_fixture(tmp_path):
     # The checkpoint at `known` is the last one trained on five classes: the change shows in
     # the first checkpoint after it, which `--step known+1` compares with `known`.
     near = compare_run(tmp_path / "r.h5", step=known + 1, device="cpu")
-    assert (near.steps.before, near.steps.after) == (known, steps[steps.index(known) + 1])
+    assert (near.before.step, near.after.step) == (known, steps[steps.index(known) + 1])
     away = compare_run(tmp_path / "r.h5", step=steps[-1], device="cpu")
     assert max(c.change_score for c in near.layers) > 10 * max(c.change_score for c in away.layers)
     # The representation moves at the switch (the after-rows leave the before-rows' joint
     # clusters) but each step keeps its class structure: per-step purity stays far above the
     # 0.1 of ten balanced classes. Joint clusters gave 0.10 after (issue 11, item 6).
-    assert min(c.clusters.phase_occupancy for c in near.layers) < 0.5
+    assert min(c.clusters.joint.phase_occupancy for c in near.layers) < 0.5
     for c in near.layers:
         assert c.clusters.after.purity > 0.3 and c.clusters.before.purity > 0.3
 

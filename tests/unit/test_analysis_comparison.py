@@ -11,7 +11,8 @@ from ndt.analysis import (
     Phase2AnalyzerBase,
     compare_activations,
     compare_layer,
-    layer_to_dict,
+    layer_record,
+    record_to_dict,
     subsample_rows,
 )
 
@@ -29,7 +30,7 @@ def test_metrics_same_code_as_track_and_ranking():
     for name, value in expected.items():
         assert same.metrics_after[name] == pytest.approx(value, rel=1e-9), name
     assert same.probe_before is not None and same.subsample is None
-    json.dumps(layer_to_dict(out[0]))
+    json.dumps(record_to_dict(layer_record(out[0])))
 
 
 def test_tokens_repeat_labels_and_subsample_is_stated():
@@ -41,7 +42,8 @@ def test_tokens_repeat_labels_and_subsample_is_stated():
     assert c.row_labels.shape == (50,)
     keep, _ = subsample_rows(120, 3, max_rows=50, seed=7)
     np.testing.assert_array_equal(c.row_labels, np.repeat(np.arange(30) % 3, 4)[keep])
-    assert layer_to_dict(c)["subsample"] == {"n_rows_total": 120, "n_rows_used": 50, "seed": 7}
+    subsample = record_to_dict(layer_record(c))["subsample"]
+    assert subsample == {"n_rows_total": 120, "n_rows_used": 50, "seed": 7}
 
 
 def test_subsample_respects_cell_limit():
