@@ -235,6 +235,10 @@ def compare_run(
         probe: The probe file to replay instead of the recorded path; its sha256 must still
             equal the recorded one.
 
+    Returns:
+        The comparison's record, every layer ranked by change score; each output (JSON,
+        report, terminal) renders it alone (see `ndt.analysis.compare_record`).
+
     Raises:
         NdtError: for bad steps, missing provenance, moved checkpoints or a changed probe.
         UntrustedCodeError: if the provenance names code the user has not consented to.
