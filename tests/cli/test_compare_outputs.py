@@ -163,3 +163,24 @@ def test_record_numbers_against_numpy_and_sklearn(compared):
             assert side.mean == pytest.approx(scores.mean(), abs=1e-9)
             assert side.std == pytest.approx(scores.std(), abs=1e-9)
             assert side.chance == pytest.approx(np.bincount(labels).max() / len(labels))
+
+
+def _keys(node, under=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            # A metric's name is data, not a key of the schema ("<metric>").
+            yield from ([] if under == "metrics" else [key])
+            yield from _keys(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keys(value, under)
+
+
+def test_every_json_key_is_in_the_documented_schema(compared):
+    _, record = compared
+    page = (Path(__file__).parents[2] / "docs" / "commands" / "compare.md").read_text()
+    schema = page.split("## JSON schema", 1)[1].split("```", 2)[1]
+    documented = set(re.findall(r'"(\w+)":', schema))
+    doc = record_to_dict(record)
+    assert set(_keys(doc)) <= documented
+    assert set(doc["layers"][0]["metrics"]) == set(record.settings.metrics)
