@@ -97,6 +97,7 @@ def compare(
     Without --step or --before/--after it takes the most significant jump of `ndt jumps`.
     See docs/commands/compare.md.
     """
+    # torch and the analyses load here, not at import: `ndt compare --help` stays fast.
     from ndt.models.spec import model_spec
     from ndt.replay.compare import compare_run, write_json
     from ndt.visualization.compare_layout import compare_layout
