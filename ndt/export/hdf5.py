@@ -44,7 +44,8 @@ def export_to_hdf5(
         metadata: Free-form metadata stored under ``/metadata`` (non-strings as JSON).
         compression: h5py compression of the per-layer datasets ("gzip" at level 4,
             "lzf", or None).
-        verbose: Print a one-line confirmation, as ndtracker does.
+        verbose: Log a one-line confirmation (INFO, logger ``ndt.export``; ndtracker
+            printed it).
 
     Returns:
         The path written.

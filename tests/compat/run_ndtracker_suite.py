@@ -7,6 +7,10 @@ data of ``tests/test_examples.py``; ndtracker's own ``src/`` is never extracted,
 ``import ndt`` resolves to this project's package), runs them with pytest in a subprocess and
 prints passed / failed / skipped, per module and in total.
 
+ndt logs the confirmation lines that ndtracker's export functions printed; the
+``ndtracker_notices`` plugin next to this file shows them on stdout, where seven of its tests
+read them (see docs/python-api.md).
+
 A second pass runs the tests that depend on the definitions (centring, the sigma-based
 participation ratio) with ``definitions="ndtracker"`` as the default, through the
 ``ndtracker_definitions`` pytest plugin next to this file.
@@ -98,12 +102,12 @@ def extract_tests(archive: Path, dest: Path) -> Path:
 def run_pytest(root: Path, report: Path, targets: list[str], plugin: bool) -> None:
     """Run pytest on `targets` (relative to `root`) writing a JUnit XML `report`."""
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
-    if plugin:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     command = [
         sys.executable, "-m", "pytest", *targets, "-q", "-p", "no:cacheprovider",
         "--continue-on-collection-errors",
         "--rootdir", str(root), "-c", str(root / "pytest.ini"), f"--junitxml={report}",
+        "-p", "ndtracker_notices",
     ]  # fmt: skip
     if plugin:
         command += ["-p", "ndtracker_definitions"]
