@@ -21,12 +21,7 @@ import pandas as pd
 from ndt.errors import NdtError
 from ndt.export._notice import notice
 from ndt.io.export import results_from_frames
-from ndt.io.store import read_results, write_results
-
-_STORE_NAMES = {
-    "steps", "layers", "metrics", "scalars", "checkpoints", "failures", "provenance",
-    "jumps", "metadata",
-}  # fmt: skip
+from ndt.io.store import OWN_GROUPS, read_results, write_results
 
 
 def export_to_hdf5(
@@ -56,7 +51,7 @@ def export_to_hdf5(
             numeric.
     """
     path = Path(path)
-    reserved = sorted(set(map(str, results)) & _STORE_NAMES)
+    reserved = sorted(set(map(str, results)) & OWN_GROUPS)
     if reserved:
         raise NdtError(f"layer name '{reserved[0]}' is reserved in the results file; rename it")
     write_results(path, results_from_frames(results, metadata))

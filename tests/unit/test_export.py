@@ -217,3 +217,35 @@ def test_export_confirmations_are_log_records_never_printed(tmp_path, capsys, ca
         ("ndt.export", logging.INFO, f"Exported metadata to {tmp_path / 'm.json'}"),
         ("ndt.utils", logging.INFO, f"Saved configuration to {tmp_path / 'c.yaml'}"),
     ]
+
+
+def test_ndt_jumps_keeps_ndtrackers_layer_groups_when_it_rewrites_the_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from ndt_cli.main import app
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 400, 10)
+    curve = np.where(steps < 200, 2.0, 6.0) + 0.01 * rng.standard_normal(steps.size)
+    frames = {
+        layer: pd.DataFrame(
+            {"step": steps, "loss": np.linspace(2, 0, steps.size), "stable_rank": curve * k}
+        )
+        for k, layer in ((1.0, "fc1"), (2.0, "head"))
+    }
+    path = export_to_hdf5(frames, tmp_path / "r.h5", verbose=False)
+    with h5py.File(path, "r") as f:
+        before = {layer: f[layer]["stable_rank"][()] for layer in frames}
+        compression = f["fc1"]["stable_rank"].compression
+    done = CliRunner().invoke(app, ["jumps", str(path), "--metric", "stable_rank"])
+    assert done.exit_code == 0, done.output
+    assert read_results(path).jumps is not None  # the rewrite happened
+    loaded, _ = load_from_hdf5(path)
+    assert list(loaded) == ["fc1", "head"]
+    for layer, frame in frames.items():
+        pd.testing.assert_frame_equal(loaded[layer], frame)
+    with h5py.File(path, "r") as f:
+        for layer in frames:
+            np.testing.assert_array_equal(f[layer]["stable_rank"][()], before[layer])
+        assert f["fc1"]["stable_rank"].compression == compression == "gzip"
+        assert json.loads(f.attrs["layer_groups"]) == ["fc1", "head"]
