@@ -2,10 +2,13 @@
 
 The loop is the one fixtures/make_fixtures.py trains `fixtures/digits-mlp` with: zoo `mlp`
 (64-32-32-32-10), Adam(lr=1e-3), minibatches of 64 digits drawn with replacement, one
-thread. Three copies train side by side: without a tracker, with a tracker on the fixture's
-probe (512 digits), and with a tracker on the training batch (no probe). Training runs in
-blocks of `--block` steps, the variants taking turns; each variant's cost is its fastest
-block (process CPU time), the one least disturbed by other processes on the machine:
+thread. Three copies train side by side, from the same seed: without a tracker, with a
+tracker on the fixture's probe (512 digits), and with a tracker on the training batch (no
+probe). After one warm-up block each, training runs in rounds: in each round every variant
+trains one block of `--block` steps (process CPU time), in an order that rotates from round
+to round. The overhead is the median over the rounds of each round's ratio to the untracked
+block, so that a change in the machine's load between rounds cancels; the fastest block of
+each variant is printed too:
 
     python docs/examples/tracker_overhead.py --blocks 20 --block 100 --sampling-frequency 10
 """
@@ -66,35 +69,44 @@ class Run:
         return time.process_time() - started
 
 
-def measure(blocks: int, block: int, sampling_frequency: int) -> dict[str, float]:
-    """Fastest block time of each variant, in seconds."""
+def measure(blocks: int, block: int, sampling_frequency: int) -> dict[str, list[float]]:
+    """Each variant's block times, in seconds, one per round."""
     runs = {variant: Run(variant, sampling_frequency) for variant in VARIANTS}
     for run in runs.values():
         run.train(block)  # warm-up
-    best = dict.fromkeys(VARIANTS, float("inf"))
-    for _ in range(blocks):
-        for variant, run in runs.items():
-            best[variant] = min(best[variant], run.train(block))
-    return best
+    times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for index in range(blocks):
+        order = VARIANTS[index % 3 :] + VARIANTS[: index % 3]
+        for variant in order:
+            times[variant].append(runs[variant].train(block))
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=20, help="timed blocks per variant")
+    parser.add_argument("--blocks", type=int, default=20, help="timed rounds")
     parser.add_argument("--block", type=int, default=100, help="training steps per block")
     parser.add_argument("--sampling-frequency", type=int, default=10, help="log every N steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    best = measure(args.blocks, args.block, args.sampling_frequency)
+    times = measure(args.blocks, args.block, args.sampling_frequency)
+    base = np.array(times["none"])
     print(
-        f"sampling_frequency={args.sampling_frequency}: fastest of {args.blocks} blocks of "
-        f"{args.block} steps (process CPU time)"
+        f"sampling_frequency={args.sampling_frequency}: {args.blocks} rounds of "
+        f"{args.block} steps per variant (process CPU time)"
     )
     for variant in VARIANTS:
-        per_step = 1e3 * best[variant] / args.block
-        overhead = best[variant] / best["none"] - 1
-        extra = "" if variant == "none" else f"  overhead {100 * overhead:+.1f} %"
-        print(f"  tracker={variant:<5} {per_step:.3f} ms/step{extra}")
+        block_times = np.array(times[variant])
+        median_step = 1e3 * np.median(block_times) / args.block
+        fastest_step = 1e3 * block_times.min() / args.block
+        line = f"  tracker={variant:<5} {median_step:.3f} ms/step (fastest {fastest_step:.3f})"
+        if variant != "none":
+            paired = 100 * np.median(block_times / base - 1)
+            fastest = 100 * (block_times.min() / base.min() - 1)
+            line += (
+                f"  overhead {paired:+.1f} % (median of rounds; fastest blocks {fastest:+.1f} %)"
+            )
+        print(line)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,19 @@ class ActivationCapture:
             self._layer_names[module] = name
             self.hooks.append(module.register_forward_hook(self._make_hook(name)))
 
+    def pause(self) -> None:
+        """Remove the hooks but remember the layers (`resume` hooks them again); stored
+        outputs stay. A paused capture costs the model nothing."""
+        for handle in self.hooks:
+            handle.remove()
+        self.hooks.clear()
+
+    def resume(self) -> None:
+        """Hook the registered layers again after `pause` (nothing if they are hooked)."""
+        if not self.hooks:
+            for module, name in self._layer_names.items():
+                self.hooks.append(module.register_forward_hook(self._make_hook(name)))
+
     def _make_hook(self, name: str) -> Callable:
         def hook(module: nn.Module, args: object, output: object) -> None:
             tensor = first_tensor(output)

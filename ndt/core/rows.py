@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -193,9 +194,15 @@ class HookRows:
 
     def __init__(self, model: nn.Module, layers: Sequence[str], tokens: TokenRule | str) -> None:
         self.rule = parse_tokens(tokens) if isinstance(tokens, str) else tokens
-        self.channels_first = channels_first_layers(model, layers)
+        self._model, self._layers = model, list(layers)
         self.mask: torch.Tensor | None = None
         self.start = 0
+
+    @cached_property
+    def channels_first(self) -> set[str]:
+        """The layers whose 3-D output is (B, C, L); found on first use, since a model
+        walk costs more than a small probe's forward and only 3-D outputs need it."""
+        return channels_first_layers(self._model, self._layers)
 
     def chunk(self, start: int, extras: dict[str, torch.Tensor]) -> None:
         """Called before each chunk's forward pass."""

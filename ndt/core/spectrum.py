@@ -215,15 +215,16 @@ def small_spectra(
     center: bool = True,
     token_axes: dict[str, bool] | None = None,
 ) -> dict[str, Spectrum]:
-    """Spectra of several whole layer outputs; the small ones all at once.
+    """Spectra of several whole layer outputs; the small ones with little fixed cost.
 
-    The small matrices are zero-padded into one (k, n, d) float64 stack: centring (real
-    rows only), the Grams and their eigenvalues are one batched operation each. Padding
-    adds only zero rows and columns, so each layer's eigenvalues are its own plus zeros;
-    its first min(n_samples, n_features) are kept, with the same floor on round-off as
-    `compute_spectrum`, to which the result is equal. The arithmetic is torch's, on the
-    threads torch is given. Outputs on an accelerator or with a Gram side above
-    `SMALL_MAX_SIDE` go through `compute_spectrum`.
+    Each small matrix is copied once to float64, centred over its rows, and its Gram (the
+    smaller side) is one matrix product; the Grams of equal side are stacked and their
+    eigenvalues taken by one batched ``eigvalsh``, with the same floor on round-off as
+    `compute_spectrum`, to which the result is equal. Products and decompositions are
+    torch's, on the threads torch is given (numpy's BLAS would start its own thread pool,
+    whose spinning costs more CPU time than this arithmetic); the cheap reductions are
+    numpy's, which has less per-call overhead. Outputs on an accelerator or with a Gram
+    side above `SMALL_MAX_SIDE` go through `compute_spectrum`.
 
     Args:
         activations: Layer name -> output (B, ...).
@@ -245,31 +246,37 @@ def small_spectra(
     return {name: spectra[name] for name in activations}
 
 
+def _small_gram(matrix: torch.Tensor, center: bool) -> tuple[torch.Tensor, NDArray[np.float64]]:
+    """The float64 Gram of one small CPU matrix (the smaller side) and its unit activity."""
+    rows = matrix.to(torch.float64)
+    if rows is matrix:  # already float64: never modify the caller's tensor
+        rows = rows.clone()
+    values = rows.numpy()  # shares memory with `rows`
+    n_rows = values.shape[0]
+    activity = np.add.reduce(np.abs(values), axis=0) / n_rows
+    if center:
+        values -= np.add.reduce(values, axis=0) / n_rows
+    gram = rows.T @ rows if values.shape[1] <= n_rows else rows @ rows.T
+    return gram, activity
+
+
 def _batched_spectra(matrices: dict[str, torch.Tensor], center: bool) -> dict[str, Spectrum]:
-    shapes = [tuple(m.shape) for m in matrices.values()]
-    n_max, d_max = max(n for n, _ in shapes), max(d for _, d in shapes)
-    stack = torch.zeros(len(shapes), n_max, d_max, dtype=torch.float64)
-    for index, matrix in enumerate(matrices.values()):
-        stack[index, : matrix.shape[0], : matrix.shape[1]] = matrix
-    if all(n == n_max for n, _ in shapes):  # the usual case: every layer saw the same batch
-        activity = stack.abs().mean(1).numpy()
-        if center:
-            stack -= stack.mean(1, keepdim=True)
-    else:
-        rows = torch.tensor([n for n, _ in shapes], dtype=torch.float64)
-        activity = (stack.abs().sum(1) / rows[:, None]).numpy()
-        if center:
-            real = (torch.arange(n_max)[None, :] < rows[:, None]).to(torch.float64)
-            stack -= real[:, :, None] * (stack.sum(1) / rows[:, None])[:, None, :]
-    gram = stack.mT @ stack if d_max <= n_max else stack @ stack.mT
-    finite = torch.isfinite(gram).flatten(1).all(1)
-    gram[~finite] = 0.0
-    values = torch.linalg.eigvalsh(gram).flip(1).numpy()
-    sizes = np.array([min(n, d) for n, d in shapes])
-    floor = values[:, :1] * sizes[:, None] * np.finfo(np.float64).eps
-    values = np.where(values > floor, values, 0.0)
-    values[~finite.numpy()] = np.nan
-    return {
-        name: Spectrum(values[index, :size], activity[index, :d], n, d)
-        for index, (name, (n, d), size) in enumerate(zip(matrices, shapes, sizes, strict=True))
-    }
+    by_side: dict[int, list[tuple[str, torch.Tensor, NDArray[np.float64]]]] = {}
+    for name, matrix in matrices.items():
+        gram, activity = _small_gram(matrix, center)
+        by_side.setdefault(int(gram.shape[0]), []).append((name, gram, activity))
+    spectra = {}
+    for side, members in by_side.items():
+        grams = torch.stack([gram for _, gram, _ in members])
+        stacked = grams.numpy()
+        finite = np.isfinite(stacked).all(axis=(1, 2))
+        if not finite.all():
+            stacked[~finite] = 0.0
+        values = torch.linalg.eigvalsh(grams).numpy()[:, ::-1]
+        floor = values[:, :1] * side * np.finfo(np.float64).eps
+        values = np.where(values > floor, values, 0.0)
+        values[~finite] = np.nan
+        for index, (name, _, activity) in enumerate(members):
+            n_samples, n_features = matrices[name].shape
+            spectra[name] = Spectrum(values[index], activity, int(n_samples), int(n_features))
+    return {name: spectra[name] for name in matrices}

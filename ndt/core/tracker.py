@@ -159,6 +159,11 @@ class HighFrequencyTracker:
             else None
         )
         self.activation_capture: ActivationCapture | None = None
+        # Hooks are on only for the forward pass before a sampled step once `log` is seen
+        # to be called every step (see `_plan_hooks`).
+        self._last_step: int | None = None
+        self._closed = False
+        self._adaptive_hooks = True
         if self.probe is None:
             self.activation_capture = ActivationCapture()
             self.activation_capture.register_hooks(
@@ -267,8 +272,52 @@ class HighFrequencyTracker:
         Raises:
             NdtError: with a probe, if the probe does not fit the model.
         """
-        if not force and not self.should_log(step):
+        sampled = force or self.should_log(step)
+        capture = self.activation_capture
+        if sampled and capture is not None and not capture.hooks and not self._closed:
+            self._missed(step)
+        if sampled:
+            self._measure(step, loss, grad_norm)
+        if capture is not None:
+            self._plan_hooks(step)
+
+    def _plan_hooks(self, step: int) -> None:
+        """Hook the layers for the next forward pass only if its step will be measured.
+
+        Once two calls came for consecutive steps, `log` is taken to be called every step:
+        the hooks are then removed after a step whose successor is not sampled and put
+        back before one that is, so that unmeasured steps pay nothing for them. Any other
+        pattern keeps them on.
+        """
+        if self._closed:
             return
+        consecutive = self._last_step is not None and int(step) == self._last_step + 1
+        self._last_step = int(step)
+        if self._adaptive_hooks and consecutive and not self.should_log(int(step) + 1):
+            self.activation_capture.pause()
+            self.activation_capture.clear_activations()  # never measured later as stale
+        else:
+            self.activation_capture.resume()
+
+    def _missed(self, step: int) -> None:
+        """A measured step whose forward ran with the hooks off (`log` skipped steps, or
+        was forced at a step it did not expect): keep the hooks on from now on."""
+        self._adaptive_hooks = False
+        logger.warning(
+            "log(step=%d): the forward hooks were off since step %s, when log was being "
+            "called every step and step %d was not due; nothing is recorded for it, and the "
+            "hooks stay on from now on",
+            step,
+            self._last_step,
+            step,
+        )
+
+    def _measure(
+        self,
+        step: int,
+        loss: float | torch.Tensor,
+        grad_norm: float | torch.Tensor | None,
+    ) -> None:
         spectra = self._spectra()
         base = (float(step), _scalar(loss), _scalar(grad_norm))
         measured = {}
@@ -352,6 +401,7 @@ class HighFrequencyTracker:
 
     def close(self) -> None:
         """Remove the forward hooks (if any); recorded results stay available."""
+        self._closed = True
         if self.activation_capture is not None:
             self.activation_capture.remove_hooks()
 

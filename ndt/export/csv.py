@@ -25,7 +25,8 @@ def export_to_csv(
         path: The CSV file; with `separate_files`, the folder (created) that receives one
             ``<layer>.csv`` per layer.
         separate_files: One file per layer instead of one table.
-        verbose: Print a one-line confirmation, as ndtracker does.
+        verbose: Log a one-line confirmation (INFO, logger ``ndt.export``; ndtracker
+            printed it).
 
     Returns:
         The path written, or None when `results` is empty (nothing is written).

@@ -21,12 +21,7 @@ import pandas as pd
 from ndt.errors import NdtError
 from ndt.export._notice import notice
 from ndt.io.export import results_from_frames
-from ndt.io.store import read_results, write_results
-
-_STORE_NAMES = {
-    "steps", "layers", "metrics", "scalars", "checkpoints", "failures", "provenance",
-    "jumps", "metadata",
-}  # fmt: skip
+from ndt.io.store import OWN_GROUPS, read_results, write_results
 
 
 def export_to_hdf5(
@@ -44,7 +39,8 @@ def export_to_hdf5(
         metadata: Free-form metadata stored under ``/metadata`` (non-strings as JSON).
         compression: h5py compression of the per-layer datasets ("gzip" at level 4,
             "lzf", or None).
-        verbose: Print a one-line confirmation, as ndtracker does.
+        verbose: Log a one-line confirmation (INFO, logger ``ndt.export``; ndtracker
+            printed it).
 
     Returns:
         The path written.
@@ -55,7 +51,7 @@ def export_to_hdf5(
             numeric.
     """
     path = Path(path)
-    reserved = sorted(set(map(str, results)) & _STORE_NAMES)
+    reserved = sorted(set(map(str, results)) & OWN_GROUPS)
     if reserved:
         raise NdtError(f"layer name '{reserved[0]}' is reserved in the results file; rename it")
     write_results(path, results_from_frames(results, metadata))

@@ -31,7 +31,8 @@ def export_to_json(
         pretty: Indent by two spaces; False writes one line.
         orient: "records" (a list of rows per layer, ndtracker's) or "list"
             (``{layer: {column: [values]}}``, the layout reference §1.2 reads).
-        verbose: Print a one-line confirmation, as ndtracker does.
+        verbose: Log a one-line confirmation (INFO, logger ``ndt.export``; ndtracker
+            printed it).
 
     Returns:
         The path written. NaN is written as null.

@@ -216,9 +216,21 @@ def write_results(
         _write(path, results, spare_rows)
 
 
-def _write(path: str | Path, results: Results, spare_rows: int = 0) -> None:
+#: The root groups and attributes the store writes; a rewrite that keeps the curves
+#: (`write_jumps`) copies any other root member of the old file (such as the per-layer
+#: groups that `ndt.export.hdf5.export_to_hdf5` writes for ndtracker's readers).
+OWN_GROUPS = frozenset(
+    {"steps", "layers", "metrics", "scalars", "checkpoints", "failures", "jumps",
+     "provenance", "metadata"}
+)  # fmt: skip
+_OWN_ATTRS = frozenset({"format_version", "kind", "ndt_version", "created", N_ROWS})
+
+
+def _write(
+    path: str | Path, results: Results, spare_rows: int = 0, *, keep_foreign: bool = False
+) -> None:
     try:
-        _write_replacing(path, results, spare_rows)
+        _write_replacing(path, results, spare_rows, keep_foreign)
     except (OSError, RuntimeError) as exc:
         raise _write_error(exc, Path(path)) from exc
 
@@ -248,7 +260,21 @@ def _check_free_space(path: str | Path, results: Results, capacity: int) -> None
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
-def _write_replacing(path: str | Path, results: Results, spare_rows: int) -> None:
+def _copy_foreign(source: str | Path, target: h5py.File) -> None:
+    """Copy the root groups, datasets and attributes of `source` that the store does not
+    write itself into `target`."""
+    with h5py.File(source, "r", locking=False) as old:
+        for name in old:
+            if name not in OWN_GROUPS:
+                old.copy(old[name], target, name)
+        for key, value in old.attrs.items():
+            if key not in _OWN_ATTRS:
+                target.attrs[key] = value
+
+
+def _write_replacing(
+    path: str | Path, results: Results, spare_rows: int, keep_foreign: bool = False
+) -> None:
     order = last_per_step(np.asarray(results.steps, dtype=np.int64))
     steps = np.asarray(results.steps, dtype=np.int64)[order]
     capacity = len(steps) + spare_rows
@@ -293,6 +319,8 @@ def _write_replacing(path: str | Path, results: Results, spare_rows: int) -> Non
                     {k: _attr_value(v) for k, v in asdict(results.provenance).items()}
                 )
             f.create_group("metadata").attrs.update(dict(results.metadata))
+            if keep_foreign:
+                _copy_foreign(path, f)
             f.flush()
             os.fsync(f.id.get_vfd_handle())
 
@@ -543,7 +571,8 @@ def write_jumps(
     """Replace the ``/jumps`` group (curve rows, transitions) of a results file, atomically.
 
     The file is read and rewritten under its write lock, so rows that `ndt track` added
-    meanwhile are kept.
+    meanwhile are kept, and so are root members that are not the store's own (the curves do
+    not change, so the per-layer groups of `export_to_hdf5` stay true).
 
     Raises:
         ResultsLockedError: if another process is writing `path`.
@@ -553,4 +582,4 @@ def write_jumps(
         results.jumps = jumps.reset_index(drop=True)
         results.jump_settings = dict(settings or {})
         results.transitions = None if transitions is None else transitions.reset_index(drop=True)
-        _write(path, results)
+        _write(path, results, keep_foreign=True)

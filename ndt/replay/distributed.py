@@ -45,6 +45,7 @@ class ReplayJob:
         spec: The model.
         layers: Qualified names of the layers, in model order.
         threads: torch and BLAS threads of a task (None: the worker's default).
+        definitions: The metric definitions ("ndt" or "ndtracker", docs/metrics.md).
     """
 
     ckpt_dir: str
@@ -58,6 +59,7 @@ class ReplayJob:
     dtype: str = "float32"
     tokens: str = "all"
     threads: int | None = None
+    definitions: str = "ndt"
 
     def model_key(self) -> str:
         """What decides the model a worker builds."""
@@ -127,7 +129,7 @@ def replay_checkpoint(job: ReplayJob, probe: Probe, checkpoint: Checkpoint) -> O
             device=device, tokens=job.tokens,
         )  # fmt: skip
         forward = time.perf_counter()
-        values, broken, _ = solve_metrics(folded, job.metrics, job.dormant_tau)
+        values, broken, _ = solve_metrics(folded, job.metrics, job.dormant_tau, job.definitions)
     timings = {
         "load": loaded - started,
         "forward": forward - loaded,
@@ -150,6 +152,7 @@ def replay_run(
     device: str,
     dtype: str,
     tokens: str,
+    definitions: str = "ndt",
 ) -> Iterator[tuple[Checkpoint, Outcome]]:
     """`ndt track`'s replay of `checkpoints` on a cluster: `replay_on_cluster` with the job
     of `setup` (the driver's model gives the layers) and `track`'s options."""
@@ -157,6 +160,7 @@ def replay_run(
         ckpt_dir=str(Path(ckpt_dir)), spec=setup.spec, layers=tuple(setup.layers),
         metrics=tuple(metrics), center=center, dormant_tau=dormant_tau, batch_size=batch_size,
         device=device, dtype=dtype, tokens=tokens, threads=task_threads(scheduler, threads),
+        definitions=definitions,
     )  # fmt: skip
     yield from replay_on_cluster(scheduler, job, setup.probe, checkpoints)
 

@@ -362,4 +362,9 @@ def capture_activations(
     _check_calls(calls, layers, n_chunks)
     if row_samples is not None:
         row_samples.update({name: torch.cat(found) for name, found in samples.items() if found})
-    return {name: torch.cat(chunks[name]) for name in layers}
+    return {name: _joined(chunks[name]) for name in layers}
+
+
+def _joined(chunks: list[torch.Tensor]) -> torch.Tensor:
+    """The chunks as one tensor (a single chunk as it is, without a copy)."""
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)

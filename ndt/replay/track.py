@@ -184,8 +184,6 @@ def track(
     metrics = _checked_metrics(metrics)
     check_definitions(definitions)
     center = (definitions == "ndt") if center is None else center
-    if scheduler is not None and definitions != "ndt":
-        raise NdtError("--definitions ndtracker does not run with --scheduler yet; drop one")
     tokens = parse_tokens(tokens).describe()
     setup = prepare_run(
         ckpt_dir,
@@ -218,7 +216,7 @@ def track(
         for checkpoint, outcome in replay_run(
             scheduler, setup, todo, ckpt_dir=ckpt_dir, threads=threads, metrics=metrics,
             center=center, dormant_tau=dormant_tau, batch_size=batch_size, device=device,
-            dtype=dtype, tokens=tokens,
+            dtype=dtype, tokens=tokens, definitions=definitions,
         ):  # fmt: skip
             loop.commit(checkpoint, _relative_name(checkpoint, ckpt_dir), outcome)
         return _finished(table, report, loop)

@@ -29,7 +29,7 @@ def save_config(config: Mapping[str, object], path: str | Path, verbose: bool = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False))
-    notice(f"Saved configuration to {path}", verbose)
+    notice(f"Saved configuration to {path}", verbose, logger="ndt.utils")
     return path
 
 

@@ -137,7 +137,7 @@ def _finish(fig: Figure, save: str | Path | None) -> Figure:
     return fig
 
 
-def plot_single_metric(
+def plot_metric_curves(
     df: CurveData,
     metric: str = "stable_rank",
     layers: Sequence[str] | str | None = None,
@@ -193,7 +193,7 @@ def plot_single_metric(
     return _finish(fig, save)
 
 
-def plot_jumps(
+def plot_jump_curves(
     df: CurveData,
     jumps: JumpData,
     metric: str = "stable_rank",
@@ -263,7 +263,7 @@ def _annotate(ax: Axes, frame: pd.DataFrame, metric: str, marks: pd.DataFrame) -
             )
 
 
-def plot_phases(
+def plot_phase_curves(
     df: CurveData,
     metric: str = "stable_rank",
     jumps: JumpData = None,

@@ -13,7 +13,7 @@ from ndt.errors import NdtError, ResultsFormatError
 from ndt.io.store import read_results
 from ndt.visualization._data import check_metrics, layer_order, run_name
 from ndt.visualization._style import SAVE_FORMATS
-from ndt.visualization.curves import plot_metric_grid, plot_single_metric
+from ndt.visualization.curves import plot_metric_curves, plot_metric_grid
 from ndt.visualization.heatmaps import plot_correlation_heatmap, plot_layer_heatmap
 from ndt.visualization.page import write_html_report
 from ndt.visualization.plot_defaults import DEFAULT_OUT_DIR
@@ -40,7 +40,7 @@ def _one_figure(
     if heatmap:
         plot_layer_heatmap(frame, metrics[0], jumps=jumps, save=output, **common)
     elif len(metrics) == 1:
-        plot_single_metric(
+        plot_metric_curves(
             frame, metrics[0], jumps=jumps, transitions=transitions, logx=logx, save=output,
             **common,
         )  # fmt: skip
@@ -128,7 +128,7 @@ def plot_results(
     _ready_folder(folder)
     for metric in metrics:
         target = folder / f"{metric}.png"
-        plot_single_metric(frame, metric, save=target, **curves, **common)
+        plot_metric_curves(frame, metric, save=target, **curves, **common)
         written.append(target)
         if heatmap:
             target = folder / f"{metric}-heatmap.png"

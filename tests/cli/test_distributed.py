@@ -181,3 +181,21 @@ def test_without_dask_one_line_says_how_to_install_it(ndt, tiny_run, tmp_path, m
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     result = ndt("track", tiny_run / "ckpts", "-o", tmp_path / "r.h5", "--scheduler", "local:2")
     assert_one_error(result, "pip install 'ndt-replay[distributed]'")
+
+
+def test_ndtracker_definitions_reach_the_workers(ndt, tiny_run, tmp_path, one_thread):
+    out = tmp_path / "d.h5"
+    result = ndt(
+        "track", tiny_run / "ckpts", "-o", out, "--scheduler", "local:2", "--threads", "1",
+        "--definitions", "ndtracker", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    track(tiny_run / "ckpts", out=tmp_path / "s.h5", definitions="ndtracker")
+    track(tiny_run / "ckpts", out=tmp_path / "ndt.h5")
+    distributed, sequential = read_results(out), read_results(tmp_path / "s.h5")
+    assert_same(distributed, sequential)
+    assert distributed.provenance.definitions == "ndtracker"
+    assert not distributed.provenance.center
+    # Not ndt's definitions: the uncentred, sigma-based participation ratio differs.
+    ndt_pr = read_results(tmp_path / "ndt.h5").metrics["participation_ratio"]
+    assert not np.allclose(distributed.metrics["participation_ratio"], ndt_pr)

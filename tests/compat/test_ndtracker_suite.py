@@ -1,7 +1,8 @@
 """ndtracker 2.0.0's own test suite, fetched from PyPI, passes against ndt.
 
 Runs `run_ndtracker_suite.py` in a subprocess (it pip-downloads the sdist into a temporary
-folder). Expected: every test passes except FeatureVisualizer's (attribution methods are
+folder, or takes the copy it cached outside the repository once its sha256 matches PyPI's,
+and runs the suite in parallel pytest processes). Expected: every test passes except FeatureVisualizer's (attribution methods are
 outside ndt's scope; the class points to Captum) and the three whose values are ndtracker's
 uncentred definitions, which pass in the second run with ``definitions="ndtracker"``.
 Skipped only when PyPI cannot be reached.

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.decomposition import PCA
 
 from ndt import read_results
@@ -104,12 +105,19 @@ def test_s5_summary_counts_the_significant_rows_of_each_file(tmp_path):
 def test_overhead_script_runs(monkeypatch, capsys):
     argv = ["tracker_overhead.py", "--blocks", "2", "--block", "10", "--sampling-frequency", "5"]
     monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(EXAMPLES / "tracker_overhead.py"), run_name="__main__")
+    script = runpy.run_path(str(EXAMPLES / "tracker_overhead.py"), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("sampling_frequency=5: fastest of 2 blocks of 10 steps")
+    assert lines[0].startswith("sampling_frequency=5: 2 rounds of 10 steps per variant")
     assert [line.split()[0] for line in lines[1:]] == [
         "tracker=none",
         "tracker=probe",
         "tracker=batch",
     ]
     assert all("overhead" in line for line in lines[2:])
+    # The variants compare like with like: the same seed, and tracking leaves training alone.
+    runs = [script["Run"](variant, 5) for variant in ("none", "probe", "batch")]
+    for run in runs:
+        run.train(12)
+    weights = [torch.cat([p.detach().flatten() for p in r.model.parameters()]) for r in runs]
+    assert torch.equal(weights[0], weights[1]) and torch.equal(weights[0], weights[2])
+    assert [len(r.tracker.get_results()["Linear_0"]) for r in runs[2:]] == [3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import h5py
 import numpy as np
@@ -70,10 +71,15 @@ def test_grad_norm_is_kept_when_logged(tmp_path):
     np.testing.assert_array_equal(results.scalars["grad_norm"], [0.0, 1.0, 2.0, 3.0])
 
 
-def test_export_to_csv_writes_ndtrackers_layer_then_frame_columns(tmp_path, capsys):
+def test_export_to_csv_writes_ndtrackers_layer_then_frame_columns(tmp_path, capsys, caplog):
     frames = _frames()
-    export_to_csv(frames, tmp_path / "r.csv")
-    assert "Exported all layers" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="ndt.export"):
+        export_to_csv(frames, tmp_path / "r.csv")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Exported all layers to {tmp_path / 'r.csv'}"
+    ]
+    assert capsys.readouterr().out == ""  # the library never prints
+    caplog.clear()
     frame = pd.read_csv(tmp_path / "r.csv")
     assert list(frame.columns) == ["layer", *frames["fc1"].columns]
     assert frame["layer"].tolist() == ["fc1"] * 3 + ["head"] * 3
@@ -82,8 +88,9 @@ def test_export_to_csv_writes_ndtrackers_layer_then_frame_columns(tmp_path, caps
     loaded = load_from_csv(tmp_path / "r.csv")
     for layer, original in frames.items():
         pd.testing.assert_frame_equal(loaded[layer], original)
-    export_to_csv(frames, tmp_path / "split", separate_files=True, verbose=False)
-    assert capsys.readouterr().out == ""
+    with caplog.at_level(logging.INFO, logger="ndt.export"):
+        export_to_csv(frames, tmp_path / "split", separate_files=True, verbose=False)
+    assert caplog.records == []
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["fc1.csv", "head.csv"]
     pd.testing.assert_frame_equal(
         load_from_csv(tmp_path / "split", separate_files=True)["head"], frames["head"]
@@ -190,3 +197,55 @@ def test_export_results_errors(tmp_path):
     export_to_hdf5(_frames(), tmp_path / "r.h5")
     with pytest.raises(NdtError, match="unknown export format 'xml'"):
         export_results(tmp_path / "r.h5", "xml", tmp_path / "o.xml")
+
+
+def test_export_confirmations_are_log_records_never_printed(tmp_path, capsys, caplog):
+    from ndt.utils import save_config
+
+    frames = _frames()
+    with caplog.at_level(logging.INFO, logger="ndt"):
+        export_to_hdf5(frames, tmp_path / "r.h5")
+        append_to_hdf5({"fc1": frames["fc1"].assign(step=[40, 50, 60])}, tmp_path / "r.h5")
+        export_to_json(frames, tmp_path / "r.json")
+        export_metadata({"seed": 1}, tmp_path / "m.json")
+        save_config({"sampling_frequency": 5}, tmp_path / "c.yaml")
+    assert capsys.readouterr() == ("", "")
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("ndt.export", logging.INFO, f"Exported results for 2 layers to {tmp_path / 'r.h5'}"),
+        ("ndt.export", logging.INFO, f"Appended results for 1 layers to {tmp_path / 'r.h5'}"),
+        ("ndt.export", logging.INFO, f"Exported results for 2 layers to {tmp_path / 'r.json'}"),
+        ("ndt.export", logging.INFO, f"Exported metadata to {tmp_path / 'm.json'}"),
+        ("ndt.utils", logging.INFO, f"Saved configuration to {tmp_path / 'c.yaml'}"),
+    ]
+
+
+def test_ndt_jumps_keeps_ndtrackers_layer_groups_when_it_rewrites_the_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from ndt_cli.main import app
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 400, 10)
+    curve = np.where(steps < 200, 2.0, 6.0) + 0.01 * rng.standard_normal(steps.size)
+    frames = {
+        layer: pd.DataFrame(
+            {"step": steps, "loss": np.linspace(2, 0, steps.size), "stable_rank": curve * k}
+        )
+        for k, layer in ((1.0, "fc1"), (2.0, "head"))
+    }
+    path = export_to_hdf5(frames, tmp_path / "r.h5", verbose=False)
+    with h5py.File(path, "r") as f:
+        before = {layer: f[layer]["stable_rank"][()] for layer in frames}
+        compression = f["fc1"]["stable_rank"].compression
+    done = CliRunner().invoke(app, ["jumps", str(path), "--metric", "stable_rank"])
+    assert done.exit_code == 0, done.output
+    assert read_results(path).jumps is not None  # the rewrite happened
+    loaded, _ = load_from_hdf5(path)
+    assert list(loaded) == ["fc1", "head"]
+    for layer, frame in frames.items():
+        pd.testing.assert_frame_equal(loaded[layer], frame)
+    with h5py.File(path, "r") as f:
+        for layer in frames:
+            np.testing.assert_array_equal(f[layer]["stable_rank"][()], before[layer])
+        assert f["fc1"]["stable_rank"].compression == compression == "gzip"
+        assert json.loads(f.attrs["layer_groups"]) == ["fc1", "head"]

@@ -72,3 +72,23 @@ def test_activation_capture_context_manager_and_custom_names():
     assert not model[1]._forward_hooks
     with pytest.raises(ValueError, match="not a module of the given model"):
         ActivationCapture().register_hooks(model, [nn.Linear(1, 1)])
+
+
+def test_activation_capture_pause_and_resume():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    capture = ActivationCapture()
+    capture.register_hooks(model, [model[0], model[2]])
+    x = torch.randn(5, 3)
+    capture.pause()
+    model(x)
+    assert capture.hooks == [] and capture.activations == {}
+    assert all(not m._forward_hooks for m in model.modules())
+    capture.resume()
+    capture.resume()  # idempotent: one hook per layer
+    assert [len(m._forward_hooks) for m in model] == [1, 0, 1]
+    model(x)
+    torch.testing.assert_close(capture.get_activation("Linear_0"), model[0](x).detach())
+    torch.testing.assert_close(capture.get_activation("Linear_1_out"), model(x).detach())
+    capture.remove_hooks()
+    capture.resume()  # nothing registered any more
+    assert capture.hooks == []

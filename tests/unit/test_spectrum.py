@@ -116,7 +116,8 @@ def test_small_accelerator_grams_are_decomposed_on_the_host(device, width, expec
 
 
 def test_small_spectra_equal_compute_spectrum_one_by_one():
-    """The batched path (zero-padded stack, one eigvalsh) gives each layer's own spectrum."""
+    """The batched path (Grams of equal side stacked, one eigvalsh each) gives each layer's
+    own spectrum, equal to numpy's SVD of the float64 matrix, and leaves its input alone."""
     import torch
 
     from ndt.core.spectrum import small_spectra
@@ -151,3 +152,14 @@ def test_small_spectra_equal_compute_spectrum_one_by_one():
                 continue
             top = want.eigenvalues[0]
             np.testing.assert_allclose(got[name].eigenvalues, want.eigenvalues, atol=1e-10 * top)
+    twins = {"a": torch.randn(40, 6, generator=gen, dtype=torch.float64) + 3.0}
+    twins["b"] = twins["a"][:, :5].clone() * 2.0  # another side, same rows
+    twins["c"] = torch.randn(40, 6, generator=gen, dtype=torch.float64)  # a's side
+    kept = {name: value.clone() for name, value in twins.items()}
+    got = small_spectra(twins, center=True)
+    for name, value in twins.items():
+        assert torch.equal(value, kept[name])  # a float64 input is not centred in place
+        centred = value.numpy() - value.numpy().mean(0)
+        want = np.linalg.svd(centred, compute_uv=False) ** 2
+        np.testing.assert_allclose(got[name].eigenvalues, want, rtol=1e-10, atol=1e-10 * want[0])
+        np.testing.assert_allclose(got[name].unit_activity, np.abs(value.numpy()).mean(0))

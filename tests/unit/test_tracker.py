@@ -82,6 +82,64 @@ def test_without_probe_it_measures_the_latest_training_batch():
     assert all(not m._forward_hooks for m in model.modules())
 
 
+def _train_and_log(model, tracker, steps, log_steps, force_steps=()):
+    """Train on random batches; log at `log_steps`; the float64 reference of each logged
+    step's batch activations (relu1, as its forward saw the weights)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    expected, hooked = {}, []
+    for step in steps:
+        x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
+        batch_activation = relu1_of(model, x)
+        hooked.append(bool(model.relu1._forward_hooks))  # hooked during this forward?
+        loss = sgd_step(model, optimizer, x, y)
+        if step in log_steps or step in force_steps:
+            tracker.log(step, loss, force=step in force_steps)
+            expected[step] = reference(batch_activation)["stable_rank"]
+    return expected, hooked
+
+
+def test_hooks_are_on_only_for_the_forward_of_a_sampled_step_when_log_runs_every_step():
+    torch.manual_seed(2)
+    model = mlp(hidden=(16,))
+    tracker = HighFrequencyTracker(model, layers=["relu1"], sampling_frequency=5)
+    expected, hooked = _train_and_log(model, tracker, range(17), range(17))
+    # On at first (the cadence is not known yet), then only before steps 5, 10, 15.
+    assert hooked == [True, True] + [step % 5 == 0 for step in range(2, 17)]
+    frame = tracker.get_results("relu1")
+    assert frame["step"].tolist() == [0, 5, 10, 15]
+    want = [expected[step] for step in (0, 5, 10, 15)]
+    np.testing.assert_allclose(frame["stable_rank"], want, rtol=1e-6)
+    tracker.close()
+    tracker.log(19, 1.0)  # after close: no hook comes back
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_hooks_stay_on_when_log_skips_steps_or_is_forced_off_schedule(caplog):
+    torch.manual_seed(3)
+    model = mlp(hidden=(16,))
+    tracker = HighFrequencyTracker(model, layers=["relu1"], sampling_frequency=10)
+    # Called only at sampled steps: never consecutive, so the hooks stay on.
+    expected, hooked = _train_and_log(model, tracker, range(25), {0, 10, 20})
+    assert all(hooked)
+    np.testing.assert_allclose(
+        tracker.get_results("relu1")["stable_rank"], [expected[s] for s in (0, 10, 20)],
+        rtol=1e-6,
+    )  # fmt: skip
+    # Every step, then forced at a step it did not expect: that step's forward ran without
+    # hooks, so it records nothing, says why, and keeps the hooks on from then on.
+    tracker = HighFrequencyTracker(model, layers=["relu1"], sampling_frequency=10)
+    with caplog.at_level("WARNING", logger="ndt.core.tracker"):
+        expected, hooked = _train_and_log(
+            model, tracker, range(8), {0, 1, 2, 4, 5, 6, 7}, force_steps={3, 6}
+        )
+    assert "log(step=3): the forward hooks were off since step 2" in caplog.text
+    assert hooked == [True, True, False, False, True, True, True, True]
+    frame = tracker.get_results("relu1")
+    assert frame["step"].tolist() == [0, 6]
+    np.testing.assert_allclose(frame["stable_rank"], [expected[0], expected[6]], rtol=1e-6)
+    tracker.close()
+
+
 def test_force_logs_off_schedule_and_modes_of_submodules_are_kept():
     model = mlp(hidden=(8,))
     model.train()

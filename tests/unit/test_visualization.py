@@ -17,7 +17,7 @@ from ndt.io.store import Results
 from ndt.visualization import plot_layer_heatmap, plot_metric_grid
 from ndt.visualization._data import run_name, tidy_frame, use_log_x
 from ndt.visualization._style import save_figure
-from ndt.visualization.curves import plot_jumps, plot_phases, plot_single_metric
+from ndt.visualization.curves import plot_jump_curves, plot_metric_curves, plot_phase_curves
 from ndt.visualization.heatmaps import plot_correlation_heatmap
 
 LAYERS = ["embed", "blocks.0.mlp", "blocks.1.mlp", "head"]  # model order, not sorted
@@ -71,7 +71,7 @@ def _n_significant(jumps: pd.DataFrame, metric: str) -> int:
 
 def test_single_metric_has_one_line_per_layer_in_model_order(res):
     frame = res.to_frame()
-    fig = plot_single_metric(frame, "stable_rank", jumps=res.jumps)
+    fig = plot_metric_curves(frame, "stable_rank", jumps=res.jumps)
     curves = _curves(fig)
     assert list(curves) == LAYERS
     for i, layer in enumerate(LAYERS):
@@ -81,7 +81,7 @@ def test_single_metric_has_one_line_per_layer_in_model_order(res):
 
 
 def test_single_metric_marks_each_significant_jump_on_its_curve(res):
-    fig = plot_single_metric(res.to_frame(), "stable_rank", jumps=res.jumps)
+    fig = plot_metric_curves(res.to_frame(), "stable_rank", jumps=res.jumps)
     points = _jump_points(fig.axes[0])
     assert len(points) == _n_significant(res.jumps, "stable_rank") == 2
     column = list(STEPS).index(200)
@@ -92,17 +92,17 @@ def test_single_metric_marks_each_significant_jump_on_its_curve(res):
 
 def test_layer_globs_select_in_model_order(res):
     # ndt track's rule: `*` stays within one dotted level, `**` crosses levels.
-    fig = plot_single_metric(res.to_frame(), "participation_ratio", ["head", "blocks.**"])
+    fig = plot_metric_curves(res.to_frame(), "participation_ratio", ["head", "blocks.**"])
     assert list(_curves(fig)) == ["blocks.0.mlp", "blocks.1.mlp", "head"]
-    fig = plot_single_metric(res.to_frame(), "participation_ratio", ["blocks.*.mlp"])
+    fig = plot_metric_curves(res.to_frame(), "participation_ratio", ["blocks.*.mlp"])
     assert list(_curves(fig)) == ["blocks.0.mlp", "blocks.1.mlp"]
     with pytest.raises(NdtError, match="matches no layer; the layers are embed"):
-        plot_single_metric(res.to_frame(), "stable_rank", "decoder.*")
+        plot_metric_curves(res.to_frame(), "stable_rank", "decoder.*")
 
 
 def test_unknown_metric_lists_those_present(res):
     with pytest.raises(NdtError, match="these results have stable_rank, participation_ratio"):
-        plot_single_metric(res.to_frame(), "effective_rank")
+        plot_metric_curves(res.to_frame(), "effective_rank")
 
 
 def test_tracker_dict_form_draws_the_same_curves(res):
@@ -110,14 +110,14 @@ def test_tracker_dict_form_draws_the_same_curves(res):
     per_layer = {layer: frame[frame.layer == layer].drop(columns="layer") for layer in LAYERS}
     for part in per_layer.values():
         part["loss"] = np.linspace(2, 0.1, len(part))
-    fig = plot_single_metric(per_layer, "stable_rank", show_loss=True)
+    fig = plot_metric_curves(per_layer, "stable_rank", show_loss=True)
     curves = _curves(fig)
     assert list(curves) == LAYERS
     np.testing.assert_allclose(curves["head"], res.metrics["stable_rank"][:, 3])
     assert len(fig.axes) == 2  # the loss sits on its own right-hand axis
 
 
-def test_plot_jumps_accepts_jump_records_and_writes_q(res):
+def test_plot_jump_curves_accepts_jump_records_and_writes_q(res):
     @dataclass
     class Jump:
         step: int
@@ -127,21 +127,23 @@ def test_plot_jumps_accepts_jump_records_and_writes_q(res):
 
     frame = res.to_frame()
     head = frame[frame.layer == "head"].drop(columns="layer")
-    fig = plot_jumps(head, [Jump(100, 1.0, 2.0, 4.0), Jump(300, 2.0, 1.0, 3.5)], "stable_rank")
+    fig = plot_jump_curves(
+        head, [Jump(100, 1.0, 2.0, 4.0), Jump(300, 2.0, 1.0, 3.5)], "stable_rank"
+    )
     ax = fig.axes[0]
     assert len(_jump_points(ax)) == 2
     assert len([p for p in ax.patches if p.get_gid() == "ndt-jump-interval"]) == 2
 
-    fig = plot_jumps(frame, res.jumps, "stable_rank")
+    fig = plot_jump_curves(frame, res.jumps, "stable_rank")
     texts = sorted(t.get_text() for t in fig.axes[0].texts)
     assert texts == ["q=0.0004", "q=0.0004"]
 
 
 def test_phases_are_one_more_than_distinct_jump_steps(res):
-    fig = plot_phases(res.to_frame(), "stable_rank", res.jumps)
+    fig = plot_phase_curves(res.to_frame(), "stable_rank", res.jumps)
     phases = [p for p in fig.axes[0].patches if p.get_gid() == "ndt-phase"]
     assert len(phases) == len({200}) + 1
-    fig = plot_phases(res.to_frame(), "stable_rank")
+    fig = plot_phase_curves(res.to_frame(), "stable_rank")
     assert len([p for p in fig.axes[0].patches if p.get_gid() == "ndt-phase"]) == 1
 
 
@@ -164,7 +166,7 @@ def test_transitions_are_bands_on_every_panel(res):
         bands = [p for p in ax.patches if p.get_gid() == "ndt-transitions"]
         spans = sorted((round(b.get_x()), round(b.get_x() + b.get_width())) for b in bands)
         assert spans == [(40, 80), (180, 200)]
-    single = plot_single_metric(res.to_frame(), transitions=transitions)
+    single = plot_metric_curves(res.to_frame(), transitions=transitions)
     assert len([p for p in single.axes[0].patches if p.get_gid() == "ndt-transitions"]) == 2
     texts = [t.get_text() for t in single.axes[0].texts]
     assert "#1" in texts and "#2" in texts
@@ -196,7 +198,7 @@ def test_many_layers_get_a_depth_colour_bar():
     rng = np.random.default_rng(1)
     layers = [f"layers.{i}" for i in range(30)]
     results = Results(np.arange(10), layers, {"stable_rank": rng.uniform(1, 5, (10, 30))})
-    fig = plot_single_metric(results.to_frame(), "stable_rank")
+    fig = plot_metric_curves(results.to_frame(), "stable_rank")
     assert len(_curves(fig)) == 30
     assert fig.axes[0].get_legend() is None
     assert len(fig.axes) == 2  # the plot and its colour bar
@@ -223,9 +225,9 @@ def test_log_spacing_rule(steps, expected):
 def test_auto_logx_sets_the_scale():
     steps = np.r_[0, np.unique(np.geomspace(1, 5000, 25).astype(int))]
     results = Results(steps, ["a"], {"stable_rank": np.ones((len(steps), 1))})
-    fig = plot_single_metric(results.to_frame(), "stable_rank")
+    fig = plot_metric_curves(results.to_frame(), "stable_rank")
     assert fig.axes[0].get_xscale() == "symlog"
-    fig = plot_single_metric(results.to_frame(), "stable_rank", logx=False)
+    fig = plot_metric_curves(results.to_frame(), "stable_rank", logx=False)
     assert fig.axes[0].get_xscale() == "linear"
 
 
@@ -234,14 +236,14 @@ def test_auto_logx_sets_the_scale():
 )
 def test_saved_files_have_their_format(res, tmp_path, suffix, magic):
     path = tmp_path / "sub" / f"fig{suffix}"
-    plot_single_metric(res.to_frame(), "stable_rank", jumps=res.jumps, save=path)
+    plot_metric_curves(res.to_frame(), "stable_rank", jumps=res.jumps, save=path)
     data = path.read_bytes()
     assert data.startswith(magic)
     assert len(data) > 10_000
 
 
 def test_save_refuses_other_formats_and_unwritable_paths(res, tmp_path):
-    fig = plot_single_metric(res.to_frame(), "stable_rank")
+    fig = plot_metric_curves(res.to_frame(), "stable_rank")
     with pytest.raises(NdtError, match=r"use a \.png, \.svg or \.pdf"):
         save_figure(fig, tmp_path / "fig.jpg")
     blocker = tmp_path / "file"
@@ -253,7 +255,7 @@ def test_save_refuses_other_formats_and_unwritable_paths(res, tmp_path):
 def test_missing_matplotlib_names_the_install_command(res, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
     with pytest.raises(NdtError, match="install it with pip install matplotlib"):
-        plot_single_metric(res.to_frame(), "stable_rank")
+        plot_metric_curves(res.to_frame(), "stable_rank")
 
 
 def test_tidy_frame_rejects_tables_without_steps():
@@ -267,3 +269,12 @@ def test_run_name_prefers_the_checkpoint_folder():
     assert run_name(Path("out/results.h5"), "runs/digits-mlp/ckpts") == "digits-mlp"
     assert run_name(Path("out/results.h5"), "runs/seed3") == "seed3"
     assert run_name(Path("out/mlp-run.h5")) == "mlp-run"
+
+
+def test_multi_layer_figures_do_not_share_the_reference_apis_names():
+    import ndt.visualization as visualization
+    from ndt.visualization import curves
+
+    for name in ("plot_single_metric", "plot_phases", "plot_jumps"):
+        assert not hasattr(curves, name)
+        assert getattr(visualization, name).__module__ == "ndt.visualization.plots"
