@@ -83,12 +83,12 @@ def test_integer_metrics_get_whole_number_ticks(name: str, tmp_path: Path) -> No
     pytest.importorskip("matplotlib")
     import pandas as pd
 
-    from ndt.visualization.curves import plot_single_metric
+    from ndt.visualization.curves import plot_metric_curves
 
     frame = pd.DataFrame(
         {"step": np.repeat(np.arange(6) * 10, 2), "layer": ["a", "b"] * 6,
          name: [3.0, 4.0, 3.0, 5.0, 4.0, 5.0, 4.0, 6.0, 5.0, 6.0, 5.0, 7.0]}
     )  # fmt: skip
-    figure = plot_single_metric(frame, name)
+    figure = plot_metric_curves(frame, name)
     ticks = figure.axes[0].get_yticks()
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
