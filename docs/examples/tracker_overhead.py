@@ -66,6 +66,8 @@ class Run:
             if self.tracker is not None:
                 self.tracker.log(self.step, loss.item())
             self.step += 1
+        if self.tracker is not None:
+            self.tracker.flush()  # the steps still waiting to be measured count in this block
         return time.process_time() - started
 
 

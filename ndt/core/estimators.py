@@ -192,6 +192,25 @@ def _dormant_fraction(spectrum: Spectrum, tau: float = 0.0) -> float:
     return np.count_nonzero(activity <= tau * (total / activity.size)) / activity.size
 
 
+def _dormant_fraction_rows(spectra: Sequence[Spectrum], tau: float) -> np.ndarray:
+    """`_dormant_fraction` of several spectra, one array operation per layer width."""
+    fractions = np.full(len(spectra), np.nan)
+    by_width: dict[int, list[int]] = {}
+    for index, spectrum in enumerate(spectra):
+        by_width.setdefault(spectrum.unit_activity.size, []).append(index)
+    for width, indices in by_width.items():
+        if width == 0:
+            continue
+        activity = np.stack([spectra[i].unit_activity for i in indices])
+        total = activity.sum(axis=1)
+        with np.errstate(invalid="ignore"):
+            dormant = np.count_nonzero(activity <= tau * (total / width)[:, None], axis=1)
+        fractions[indices] = np.where(
+            np.isfinite(total), np.where(total == 0, 1.0, dormant / width), np.nan
+        )
+    return fractions
+
+
 METRICS: dict[str, Callable[[Spectrum], float]] = {
     "stable_rank": _stable_rank,
     "participation_ratio": _participation_ratio,
@@ -251,7 +270,7 @@ def compute_metrics_many(
     scaled, ok = _table(spectra)
     columns = {
         name: (
-            [_dormant_fraction(s, dormant_tau) for s in spectra]
+            _dormant_fraction_rows(spectra, dormant_tau).tolist()
             if name == "dormant_fraction"
             else rows[name](scaled, ok).tolist()
         )

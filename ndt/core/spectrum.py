@@ -15,6 +15,7 @@ eigendecomposition is done once, in float64.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,73 +211,71 @@ one accumulator, one LAPACK call and one metrics pass per layer outweighs the ar
 
 
 def small_spectra(
-    activations: dict[str, torch.Tensor],
+    activations: dict[Hashable, torch.Tensor],
     *,
     center: bool = True,
-    token_axes: dict[str, bool] | None = None,
-) -> dict[str, Spectrum]:
+    token_axes: dict[Hashable, bool] | None = None,
+) -> dict[Hashable, Spectrum]:
     """Spectra of several whole layer outputs; the small ones with little fixed cost.
 
-    Each small matrix is copied once to float64, centred over its rows, and its Gram (the
-    smaller side) is one matrix product; the Grams of equal side are stacked and their
-    eigenvalues taken by one batched ``eigvalsh``, with the same floor on round-off as
-    `compute_spectrum`, to which the result is equal. Products and decompositions are
+    The small matrices of equal shape are stacked and copied once to float64; their
+    centring, unit activity and Grams (the smaller side) are one batched operation each,
+    and their eigenvalues one batched ``eigvalsh``, with the same floor on round-off as
+    `compute_spectrum`, to which the result is equal up to round-off. Everything is
     torch's, on the threads torch is given (numpy's BLAS would start its own thread pool,
-    whose spinning costs more CPU time than this arithmetic); the cheap reductions are
-    numpy's, which has less per-call overhead. Outputs on an accelerator or with a Gram
-    side above `SMALL_MAX_SIDE` go through `compute_spectrum`.
+    whose spinning costs more CPU time than this arithmetic). The in-training tracker
+    passes many steps' outputs at once (keys are any hashable), so that the fixed cost of
+    each call is paid once for all of them. Outputs on an accelerator or with a Gram side
+    above `SMALL_MAX_SIDE` go through `compute_spectrum`.
 
     Args:
-        activations: Layer name -> output (B, ...).
+        activations: Key (a layer name) -> output (B, ...).
         center: Centre over samples.
-        token_axes: Layer name -> `token_axis` of `as_matrix` (default True).
+        token_axes: Key -> `token_axis` of `as_matrix` (default True).
     """
     token_axes = token_axes or {}
-    spectra: dict[str, Spectrum] = {}
-    small: dict[str, torch.Tensor] = {}
-    for name, output in activations.items():
-        axis = token_axes.get(name, True)
+    spectra: dict[Hashable, Spectrum] = {}
+    by_shape: dict[tuple[int, int], dict[Hashable, torch.Tensor]] = {}
+    for key, output in activations.items():
+        axis = token_axes.get(key, True)
         matrix = as_matrix(output.detach(), token_axis=axis)
         if matrix.device.type != "cpu" or min(matrix.shape) > SMALL_MAX_SIDE:
-            spectra[name] = compute_spectrum(output, center=center, token_axis=axis)
+            spectra[key] = compute_spectrum(output, center=center, token_axis=axis)
         else:
-            small[name] = matrix
-    if small:
-        spectra.update(_batched_spectra(small, center))
-    return {name: spectra[name] for name in activations}
+            by_shape.setdefault((int(matrix.shape[0]), int(matrix.shape[1])), {})[key] = matrix
+    for members in by_shape.values():
+        spectra.update(_stacked_spectra(members, center))
+    return {key: spectra[key] for key in activations}
 
 
-def _small_gram(matrix: torch.Tensor, center: bool) -> tuple[torch.Tensor, NDArray[np.float64]]:
-    """The float64 Gram of one small CPU matrix (the smaller side) and its unit activity."""
-    rows = matrix.to(torch.float64)
-    if rows is matrix:  # already float64: never modify the caller's tensor
-        rows = rows.clone()
-    values = rows.numpy()  # shares memory with `rows`
-    n_rows = values.shape[0]
-    activity = np.add.reduce(np.abs(values), axis=0) / n_rows
+def is_small(matrix: torch.Tensor) -> bool:
+    """True when `small_spectra` takes `matrix` (an ``as_matrix`` result) by its batched path."""
+    return matrix.device.type == "cpu" and min(matrix.shape) <= SMALL_MAX_SIDE
+
+
+def _stacked_spectra(
+    matrices: dict[Hashable, torch.Tensor], center: bool
+) -> dict[Hashable, Spectrum]:
+    """The spectra of several CPU matrices of one shape (n, d), in batched operations."""
+    stack = torch.stack(list(matrices.values())).to(torch.float64)  # a copy: callers' intact
+    n_rows, n_cols = int(stack.shape[1]), int(stack.shape[2])
+    activity = (torch.linalg.vector_norm(stack, ord=1, dim=1) / n_rows).numpy()
     if center:
-        values -= np.add.reduce(values, axis=0) / n_rows
-    gram = rows.T @ rows if values.shape[1] <= n_rows else rows @ rows.T
-    return gram, activity
-
-
-def _batched_spectra(matrices: dict[str, torch.Tensor], center: bool) -> dict[str, Spectrum]:
-    by_side: dict[int, list[tuple[str, torch.Tensor, NDArray[np.float64]]]] = {}
-    for name, matrix in matrices.items():
-        gram, activity = _small_gram(matrix, center)
-        by_side.setdefault(int(gram.shape[0]), []).append((name, gram, activity))
-    spectra = {}
-    for side, members in by_side.items():
-        grams = torch.stack([gram for _, gram, _ in members])
-        stacked = grams.numpy()
-        finite = np.isfinite(stacked).all(axis=(1, 2))
-        if not finite.all():
-            stacked[~finite] = 0.0
-        values = torch.linalg.eigvalsh(grams).numpy()[:, ::-1]
-        floor = values[:, :1] * side * np.finfo(np.float64).eps
-        values = np.where(values > floor, values, 0.0)
-        values[~finite] = np.nan
-        for index, (name, _, activity) in enumerate(members):
-            n_samples, n_features = matrices[name].shape
-            spectra[name] = Spectrum(values[index], activity, int(n_samples), int(n_features))
-    return {name: spectra[name] for name in matrices}
+        stack -= stack.sum(dim=1, keepdim=True) / n_rows
+    tall = n_cols <= n_rows
+    grams = stack.transpose(1, 2) @ stack if tall else stack @ stack.transpose(1, 2)
+    side = int(grams.shape[1])
+    # A NaN or infinite entry makes its matrix's sum non-finite: one reduction, no mask.
+    finite = torch.isfinite(grams.sum(dim=(1, 2)))
+    all_finite = bool(finite.all())
+    if not all_finite:
+        grams[~finite] = 0.0
+    values = torch.linalg.eigvalsh(grams).numpy()[:, ::-1]
+    floor = values[:, :1] * side * np.finfo(np.float64).eps
+    values = np.where(values > floor, values, 0.0)
+    if not all_finite:
+        values[~finite.numpy()] = np.nan
+    return {
+        key: Spectrum(values[index], activity[index], n_rows, n_cols)
+        for index, key in enumerate(matrices)
+    }

@@ -4,12 +4,18 @@ Two sources of activations, both reduced to ONE spectrum per layer (`ndt.core.sp
 from which every metric is computed (`ndt.core.estimators`):
 
 - with ``probe=``, each sampled step runs the fixed probe batch forward in eval mode under
-  ``torch.inference_mode()`` through the replay engine's `layer_spectra`, then restores each
-  module's train/eval mode. These curves equal ``ndt track`` on checkpoints saved at the
-  same steps;
+  ``torch.inference_mode()`` (the replay engine's capture; a probe above 4096 samples is
+  streamed in chunks by its `layer_spectra`), then restores each module's train/eval
+  mode. These curves equal ``ndt track`` on checkpoints saved at the same steps;
 - without a probe (as the reference API does), forward hooks keep the detached output of
   the latest forward pass of each layer, i.e. the current training batch, and a sampled
   `log` measures those. The batch changes from step to step, so these curves are noisier.
+
+Small finite CPU outputs are kept (up to `_PENDING_STEPS` sampled steps and
+`_PENDING_BYTES`) and measured together in one batched pass when the results are read or a
+limit is reached: the fixed cost of a measurement, which dominates for small layers, is
+then paid once for many steps (docs/performance.md, "In-training tracker"). A non-finite
+output is reported at its own `log` call.
 
 Defaults, names and accessors follow the ndtracker package (the reference API's
 implementation) where the reference document does not say otherwise; docs/python-api.md
@@ -39,7 +45,7 @@ from ndt.core.estimators import (
 from ndt.core.hooks import ActivationCapture, default_layer_names, resolve_modules
 from ndt.core.jump_detector import JumpDetector
 from ndt.core.rows import channels_first_layers
-from ndt.core.spectrum import Spectrum, as_matrix, small_spectra
+from ndt.core.spectrum import Spectrum, as_matrix, is_small, small_spectra
 from ndt.errors import NdtError
 from ndt.io.probe import Probe
 
@@ -51,6 +57,10 @@ _MAX_AUTO_LAYERS = 20
 # Probes up to this many samples are run in one forward pass and kept whole; larger ones
 # are streamed in chunks by the replay engine.
 _WHOLE_PROBE_MAX = 4096
+# Without a probe, the small outputs of at most this many sampled steps (and bytes) wait to
+# be measured together.
+_PENDING_STEPS = 32
+_PENDING_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -152,7 +162,10 @@ class HighFrequencyTracker:
         default = weights.device if weights is not None else torch.device("cpu")
         self.device = torch.device(device) if device is not None else default
         self._rows: dict[str, list[tuple[float, ...]]] = {name: [] for name in names}
-        self.metrics_history: dict[str, list[DimensionalityMetrics]] = {n: [] for n in names}
+        self._history: dict[str, list[DimensionalityMetrics]] = {n: [] for n in names}
+        # Sampled steps not measured yet: (step, (step, loss, grad_norm), key -> output).
+        self._pending: list[tuple[int, tuple[float, float, float], dict[str, torch.Tensor]]] = []
+        self._pending_bytes = 0
         self.jump_detector = (
             JumpDetector(window_size=jump_window_size, z_threshold=jump_z_threshold)
             if enable_jump_detection
@@ -220,33 +233,83 @@ class HighFrequencyTracker:
         """A layer output as the (n_samples, n_features) matrix its spectrum is taken of."""
         return as_matrix(activation)
 
-    def _spectra(self) -> dict[str, Spectrum | None]:
-        token_axes = self._token_axes
-        if self.probe is not None:
-            return self._probe_spectra(token_axes)
+    @property
+    def metrics_history(self) -> dict[str, list[DimensionalityMetrics]]:
+        """Layer -> one `DimensionalityMetrics` per recorded step."""
+        self.flush()
+        return self._history
+
+    def _take_outputs(self, step: int) -> dict[str, torch.Tensor]:
+        """The captured outputs by module key (then forgotten by the capture); a layer
+        that did not run since the last measurement is warned about and left out."""
         outputs = {}
         for name in self._modules:
             activation = self.activation_capture.get_activation(name)
-            if activation is not None:
+            if activation is None:
+                logger.warning(
+                    "No activation captured for layer %s at step %d", self._display[name], step
+                )
+            else:
                 outputs[name] = activation
         self.activation_capture.clear_activations()
+        return outputs
+
+    def _can_wait(self, outputs: dict[str, torch.Tensor]) -> bool:
+        """True when every output is small, on the CPU and finite (a non-finite one is
+        reported at its step), so that its measurement can join the pending ones."""
+        for name, output in outputs.items():
+            matrix = as_matrix(output, token_axis=self._token_axes[name])
+            # The sum of a matrix holding NaN or Inf is not finite (an overflowing sum only
+            # sends the step down the direct path, which checks every value).
+            if not is_small(matrix) or not bool(torch.isfinite(matrix.sum())):
+                return False
+        return True
+
+    def flush(self) -> None:
+        """Measure the sampled steps still pending (the results accessors call it)."""
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        outputs = {
+            (index, name): output
+            for index, (_, _, step_outputs) in enumerate(pending)
+            for name, output in step_outputs.items()
+        }
+        token_axes = {key: self._token_axes[key[1]] for key in outputs}
         spectra = small_spectra(outputs, center=self.center, token_axes=token_axes)
-        return {name: spectra.get(name) for name in self._modules}
+        measured = [
+            (step, base, {name: spectra[(index, name)] for name in step_outputs})
+            for index, (step, base, step_outputs) in enumerate(pending)
+        ]
+        self._store(measured)
 
-    def _probe_spectra(self, token_axes: dict[str, bool]) -> dict[str, Spectrum]:
-        """The probe's spectra: a small probe in one forward and `small_spectra`, a large
-        one streamed through the replay engine's `layer_spectra` (as ``ndt track``)."""
-        from ndt.replay.engine import capture_activations, layer_spectra
+    def _probe_outputs(self) -> dict[str, torch.Tensor] | None:
+        """The probe's outputs of every layer in one forward pass (eval mode, each module's
+        mode restored), or None for a probe above `_WHOLE_PROBE_MAX` samples."""
+        from ndt.replay.engine import capture_activations
 
-        layers = list(self._modules)
+        if self.probe.n_samples > _WHOLE_PROBE_MAX:
+            return None
         modes = [(module, module.training) for module in self.model.modules()]
         try:
-            if self.probe.n_samples > _WHOLE_PROBE_MAX:
-                return layer_spectra(
-                    self.model, self.probe, layers, center=self.center, device=self.device
-                )
-            outputs = capture_activations(self.model, self.probe, layers, device=self.device)
-            return small_spectra(outputs, center=self.center, token_axes=token_axes)
+            return capture_activations(
+                self.model, self.probe, list(self._modules), device=self.device
+            )
+        finally:
+            for module, training in modes:
+                module.training = training
+
+    def _streamed_probe_spectra(self) -> dict[str, Spectrum]:
+        """A large probe's spectra, streamed in chunks by the replay engine (as ``ndt
+        track``)."""
+        from ndt.replay.engine import layer_spectra
+
+        modes = [(module, module.training) for module in self.model.modules()]
+        try:
+            return layer_spectra(
+                self.model, self.probe, list(self._modules), center=self.center,
+                device=self.device,
+            )  # fmt: skip
         finally:
             for module, training in modes:
                 module.training = training
@@ -294,7 +357,8 @@ class HighFrequencyTracker:
         consecutive = self._last_step is not None and int(step) == self._last_step + 1
         self._last_step = int(step)
         if self._adaptive_hooks and consecutive and not self.should_log(int(step) + 1):
-            self.activation_capture.pause()
+            if self.activation_capture.hooks:  # already off on most steps
+                self.activation_capture.pause()
             self.activation_capture.clear_activations()  # never measured later as stale
         else:
             self.activation_capture.resume()
@@ -318,28 +382,50 @@ class HighFrequencyTracker:
         loss: float | torch.Tensor,
         grad_norm: float | torch.Tensor | None,
     ) -> None:
-        spectra = self._spectra()
         base = (float(step), _scalar(loss), _scalar(grad_norm))
-        measured = {}
-        for name, spectrum in spectra.items():
-            display = self._display[name]
-            if spectrum is None:
-                logger.warning("No activation captured for layer %s at step %d", display, step)
-            elif not spectrum.is_finite:
-                logger.error(
-                    "Error computing metrics for %s at step %d: the activations hold NaN or "
-                    "Inf values",
-                    display,
-                    step,
-                )
-            else:
-                measured[display] = spectrum
+        if self.probe is None:
+            outputs = self._take_outputs(step)
+        else:
+            outputs = self._probe_outputs()
+            if outputs is None:
+                self.flush()
+                self._store([(step, base, self._streamed_probe_spectra())])
+                return
+        if self._can_wait(outputs):
+            self._pending.append((step, base, outputs))
+            self._pending_bytes += sum(o.element_size() * o.nelement() for o in outputs.values())
+            if len(self._pending) >= _PENDING_STEPS or self._pending_bytes > _PENDING_BYTES:
+                self.flush()
+            return
+        self.flush()  # rows stay in step order
+        spectra = small_spectra(outputs, center=self.center, token_axes=self._token_axes)
+        self._store([(step, base, spectra)])
+
+    def _store(
+        self, measured: list[tuple[int, tuple[float, float, float], dict[str, Spectrum]]]
+    ) -> None:
+        """Compute the metrics of measured steps (one pass for all) and record them."""
+        kept = []
+        for step, base, spectra in measured:
+            for name, spectrum in spectra.items():
+                display = self._display[name]
+                if spectrum is None:
+                    logger.warning("No activation captured for layer %s at step %d", display, step)
+                elif not spectrum.is_finite:
+                    logger.error(
+                        "Error computing metrics for %s at step %d: the activations hold NaN "
+                        "or Inf values",
+                        display,
+                        step,
+                    )
+                else:
+                    kept.append((step, base, display, spectrum))
         rows = compute_metrics_many(
-            list(measured.values()), self.metrics, definitions=self.definitions
+            [spectrum for *_, spectrum in kept], self.metrics, definitions=self.definitions
         )
-        for display, values in zip(measured, rows, strict=True):
+        for (step, base, display, _), values in zip(kept, rows, strict=True):
             self._rows[display].append(base + tuple(values.values()))
-            self.metrics_history[display].append(_record(step, base, values))
+            self._history[display].append(_record(step, base, values))
 
     def get_results(self, layer_name: str | None = None) -> dict[str, pd.DataFrame] | pd.DataFrame:
         """The curves: layer -> DataFrame with one row per recorded step and the columns
@@ -351,6 +437,7 @@ class HighFrequencyTracker:
         Raises:
             NdtError (a ValueError): "Unknown layer name ..." for an untracked layer.
         """
+        self.flush()
         if layer_name is not None:
             return self._frame(self._checked_layer(layer_name))
         return {name: self._frame(name) for name in self.layer_names}
@@ -386,6 +473,7 @@ class HighFrequencyTracker:
             raise NdtError("Jump detection is disabled; create the tracker with it enabled")
         if metric not in self.metrics:
             raise NdtError(f"metric must be one of {', '.join(self.metrics)}; got '{metric}'")
+        self.flush()
         names = self.layer_names if layer_name is None else [layer_name]
         found = {}
         for name in names:
@@ -401,6 +489,7 @@ class HighFrequencyTracker:
 
     def close(self) -> None:
         """Remove the forward hooks (if any); recorded results stay available."""
+        self.flush()
         self._closed = True
         if self.activation_capture is not None:
             self.activation_capture.remove_hooks()

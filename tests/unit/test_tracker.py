@@ -82,6 +82,48 @@ def test_without_probe_it_measures_the_latest_training_batch():
     assert all(not m._forward_hooks for m in model.modules())
 
 
+def test_measurements_that_wait_are_the_steps_own_in_order(caplog):
+    """Small outputs of sampled steps wait to be measured together (more steps than the
+    tracker keeps, so some are measured on the way): every metric of every step equals
+    the float64 reference of that step's batch; a non-finite step is reported at its own
+    `log` call and leaves no row; results read mid-run are complete."""
+    from ndt.core.tracker import _PENDING_STEPS
+
+    torch.manual_seed(2)
+    model = mlp(hidden=(16, 8))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = HighFrequencyTracker(model, layers=["relu1", "relu2"])
+    steps = range(_PENDING_STEPS + 9)
+    expected: dict[str, list[dict[str, float]]] = {"relu1": [], "relu2": []}
+    for step in steps:
+        x, y = torch.randn(24, 64), torch.randint(0, 10, (24,))
+        if step == 20:  # a forward on a broken batch, not trained on
+            x[0, 0] = float("nan")
+            with torch.no_grad():
+                loss = nn.functional.cross_entropy(model(x), y)
+        with torch.no_grad():
+            hidden1 = torch.relu(model.fc1(x))
+            hidden2 = torch.relu(model.fc2(hidden1))
+        if step != 20:
+            loss = sgd_step(model, optimizer, x, y)
+        with caplog.at_level("ERROR", logger="ndt.core.tracker"):
+            tracker.log(step, loss)
+        if step == 20:
+            assert "Error computing metrics for relu1 at step 20" in caplog.text
+            continue
+        expected["relu1"].append(reference(hidden1.numpy()))
+        expected["relu2"].append(reference(hidden2.numpy()))
+        if step == 5:  # read mid-run: the waiting steps are measured first
+            assert tracker.get_results("relu1")["step"].tolist() == list(range(6))
+    for layer, rows in expected.items():
+        frame = tracker.get_results(layer)
+        assert frame["step"].tolist() == [s for s in steps if s != 20]
+        for name in rows[0]:
+            np.testing.assert_allclose(frame[name], [r[name] for r in rows], rtol=1e-6)
+        assert len(tracker.metrics_history[layer]) == len(rows)
+    tracker.close()
+
+
 def _train_and_log(model, tracker, steps, log_steps, force_steps=()):
     """Train on random batches; log at `log_steps`; the float64 reference of each logged
     step's batch activations (relu1, as its forward saw the weights)."""
