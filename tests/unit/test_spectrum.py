@@ -151,3 +151,30 @@ def test_small_spectra_equal_compute_spectrum_one_by_one():
                 continue
             top = want.eigenvalues[0]
             np.testing.assert_allclose(got[name].eigenvalues, want.eigenvalues, atol=1e-10 * top)
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_kept_rows_gram_in_column_blocks(monkeypatch, center):
+    """Wide layers (n < d) form their n x n Gram block by block over the columns, with no
+    n x d float64 copy; blocks of 7 over 50 columns (a ragged last block) give numpy's
+    float64 SVD of the whole matrix, offset included."""
+    import ndt.core.spectrum as spectrum_module
+
+    monkeypatch.setattr(spectrum_module, "ROW_GRAM_COLUMNS", 7)
+    rng = np.random.default_rng(5)
+    matrix = (rng.normal(size=(12, 50)) * 0.5 + 40.0).astype(np.float32)
+    accumulator = SpectrumAccumulator(12, center=center)
+    for start in (0, 5):
+        accumulator.update(torch.from_numpy(matrix[start : start + 5 if start == 0 else 12]))
+    spectrum = accumulator.finalize()
+    exact = matrix.astype(np.float64)
+    reference = (
+        centred_eigenvalues(exact) if center else np.linalg.svd(exact, compute_uv=False) ** 2
+    )
+    assert spectrum.eigenvalues.shape == (12,)
+    kept = 11 if center else 12
+    np.testing.assert_allclose(
+        spectrum.eigenvalues[:kept], reference[:kept], rtol=1e-9, atol=1e-10 * reference[0]
+    )
+    if center:  # centring leaves rank n - 1
+        assert spectrum.eigenvalues[11] <= 1e-12 * reference[0]
