@@ -5,9 +5,10 @@ is at most 20 % of the forward pass. The model is transformers' ``GPT2LMHeadMode
 from a config (12 layers, n_embd 768, 12 heads; vocabulary 8,192 by default, 50,257 with
 ``--vocab 50257``), seeded random weights, float32, as ``ndt track`` builds an HF run's
 model; the probe is random token ids (16 sequences x 64 tokens by default). Nothing is
-downloaded and nothing is written to disk.
+downloaded, and nothing is written to disk but ``--track``'s temporary checkpoints.
 
-Each configuration (the default layers with every token a row, ``@blocks`` with every token,
+Each configuration (``default``: the handler's default layers, the 12 blocks and
+``lm_head``, every token a row; ``blocks``: ``transformer.h.*``, every token; ``default-last``:
 the default layers with ``--tokens last``) is measured `--repeat` times, interleaved with a
 bare forward pass, all on one thread (``--threads``):
 
@@ -18,9 +19,16 @@ bare forward pass, all on one thread (``--threads``):
 
 The figure is the median over repeats of own / forward, each pair measured back to back.
 `ndt track` runs the same work on worker threads beside the next forward pass; this
-benchmark does not count that overlap, so the figure is the work added, not the wall time
-saved by threads. The machine's load average is printed with the figures (a shared machine
-makes every time noisy).
+figure does not count that overlap: it is the work added, not the wall time.
+
+``--track K`` also saves K checkpoints (``save_pretrained``, in a temporary folder) and runs
+`ndt.replay.track.track` on them per configuration with ``threads=--threads``: the forward
+pass on that many threads, the folding and eigendecompositions on ndt's worker threads. It
+prints the wall time per checkpoint beside the bare forward pass and the loading, i.e.
+what the overlap leaves on the critical path: (wall - load - write) / K - forward.
+
+The machine's load average is printed with the figures (a shared machine makes every time
+noisy).
 
     python benchmarks/bench_hf_overhead.py [--repeat 5] [--vocab 8192] [--json out.json]
 """
@@ -90,6 +98,44 @@ def own_work(model: torch.nn.Module, probe: object, layers: list[str], tokens: s
     }
 
 
+def run_track(model: torch.nn.Module, probe: object, args: argparse.Namespace, results: dict):
+    """`track` over `args.track` saved checkpoints per configuration; seconds per checkpoint."""
+    import tempfile
+    from pathlib import Path
+
+    from ndt.io.probe import save_probe
+    from ndt.replay.track import track
+
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="ndt-bench-hf-") as tmp:
+        run = Path(tmp) / "run"
+        for index in range(args.track):
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    parameter.mul_(1.0 + 1e-3 * index)
+            model.save_pretrained(run / f"checkpoint-{100 * (index + 1)}")
+        probe_path = Path(tmp) / "probe.safetensors"
+        save_probe(probe_path, probe.inputs)
+        for name in args.configs.split(","):
+            patterns, tokens = CONFIGS[name]
+            report = track(
+                run, out=Path(tmp) / f"{name}.h5", probe=probe_path, layers=patterns or None,
+                tokens=tokens, device="cpu", threads=args.threads,
+            )  # fmt: skip
+            per = {key: value / args.track for key, value in report.timings.items()}
+            forward = statistics.median(run["forward"] for run in results[name]["runs"])
+            critical = per["wall"] - per["load"] - per["write"] - forward
+            figures[name] = {"per_checkpoint": per, "bare_forward": forward, "critical": critical}
+            print(
+                f"track {name:<13} {args.track} checkpoints: wall {per['wall']:.3f} s/ckpt "
+                f"(load {per['load']:.3f}, forward in track {per['forward']:.3f}, write "
+                f"{per['write']:.3f}); bare forward {forward:.3f} s; left on the critical "
+                f"path {critical:.3f} s = {100 * critical / forward:.1f} % of the forward",
+                flush=True,
+            )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -98,6 +144,7 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names")
+    parser.add_argument("--track", type=int, default=0, metavar="K")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -129,6 +176,8 @@ def main() -> None:
                 f"own/forward {100 * ratio:.1f} %  (aim <= 20 %)",
                 flush=True,
             )
+        if args.track:
+            results["track"] = run_track(model, probe, args, results)
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; nproc {os.cpu_count()}; "
           f"torch {torch.__version__}, threads {args.threads}; vocab {args.vocab}, "
