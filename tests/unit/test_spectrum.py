@@ -102,6 +102,45 @@ def test_gram_update_lets_other_python_threads_run():
     torch.testing.assert_close(gram, expected, rtol=1e-12, atol=1e-9)
 
 
+def test_cpu_eigendecomposition_releases_the_gil():
+    """The solver thread's eigendecompositions run beside the next forward pass: a Python
+    thread keeps running during one, and the values are the ones the Gram was built with."""
+    import threading
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    from ndt.core.spectrum import _eigenvalues
+
+    rng = np.random.default_rng(7)
+    basis = np.linalg.qr(rng.normal(size=(768, 768)))[0]
+    expected = np.geomspace(1e3, 1e-3, 768)  # descending, six decades
+    gram = torch.from_numpy((basis * expected) @ basis.T)
+    stamps: list[float] = []
+    done = threading.Event()
+
+    def monitor() -> None:
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.001)
+
+    with threadpool_limits(1, user_api="blas"):  # as in `track` with one thread
+        values = _eigenvalues(gram)
+        started = time.perf_counter()
+        for _ in range(3):
+            _eigenvalues(gram)
+        call = (time.perf_counter() - started) / 3
+        thread = threading.Thread(target=monitor)
+        thread.start()
+        time.sleep(0.02)
+        _eigenvalues(gram)
+        done.set()
+        thread.join()
+    longest_gap = float(np.diff(stamps).max())
+    assert longest_gap < call / 3, (longest_gap, call)
+    np.testing.assert_allclose(values, expected, rtol=1e-8, atol=1e-12 * expected[0])
+
+
 @pytest.mark.parametrize(
     ("device", "width", "expected"),
     [("cpu", 4096, "cpu"), ("meta", 8, "cpu"), ("meta", 256, "cpu"), ("meta", 257, "meta")],
