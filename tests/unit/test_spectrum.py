@@ -217,3 +217,14 @@ def test_kept_rows_gram_in_column_blocks(monkeypatch, center):
     )
     if center:  # centring leaves rank n - 1
         assert spectrum.eigenvalues[11] <= 1e-12 * reference[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_unit_activity_of_wide_outputs(dtype):
+    """Per-unit mean |activation| of a wide output (numpy's sum on the CPU for float32, torch's
+    for other dtypes) equals the float64 mean of the same values."""
+    values = torch.from_numpy(np.random.default_rng(9).normal(size=(3, 4, 5000))).to(dtype)
+    spectrum = compute_spectrum(values, token_axis=False)  # (3, 20000): wider than tall
+    expected = np.abs(values.double().numpy().reshape(3, -1)).mean(0)
+    np.testing.assert_allclose(spectrum.unit_activity, expected, rtol=1e-12)
+    assert spectrum.n_features == 20000
