@@ -63,6 +63,13 @@ def probe(
     image: Annotated[
         bool, typer.Option(help="With --digits: inputs as (n, 1, 8, 8) images, not (n, 64).")
     ] = False,
+    image_size: Annotated[
+        str | None,
+        typer.Option(
+            help="With --digits --image: resize the 8x8 images to H or HxW (e.g. 28, 32x24) "
+            "by antialiased bilinear interpolation (torch interpolate, align_corners=False)."
+        ),
+    ] = None,
     seed: Annotated[
         int,
         typer.Option(min=0, max=SEED_MAX, help="Seed of the digits subset or the random values."),
@@ -96,6 +103,7 @@ def probe(
         labels=labels,
         label_column=label_column,
         image=image,
+        image_size=image_size,
         seed=seed,
         overwrite=overwrite,
         text=text,

@@ -65,7 +65,50 @@ def parse_shape(text: str | Sequence[int], option: str = "shape") -> tuple[int, 
     return shape
 
 
-def digits_probe(n_samples: int, seed: int = 0, image: bool = False) -> Probe:
+def parse_image_size(text: str | int | Sequence[int]) -> tuple[int, int]:
+    """Read an image size: ``28`` (square) or ``HxW`` such as ``32x24``, each side >= 1.
+
+    Raises:
+        ProbeError: naming ``--image-size`` if the text is not one or two positive integers.
+    """
+    if isinstance(text, int):
+        sides: tuple[int, ...] = (text,)
+    elif isinstance(text, str):
+        cleaned = text.strip().lower()
+        if not _SHAPE.fullmatch(cleaned) or cleaned.count("x") > 1:
+            raise ProbeError(
+                f"--image-size '{text}' is not an image size; expected H or HxW, e.g. 28 or 32x24"
+            )
+        sides = tuple(int(side) for side in cleaned.split("x"))
+    else:
+        sides = tuple(int(side) for side in text)
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise ProbeError(f"--image-size {text} must be one or two sizes, each at least 1")
+    return (sides[0], sides[-1])
+
+
+def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (n, c, h, w) images to `size` by antialiased bilinear interpolation.
+
+    ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
+    antialias=True)``: pixel centres map to pixel centres; enlarging is plain bilinear
+    interpolation, shrinking averages with a triangle filter widened by the scale factor (as
+    Pillow's ``Image.resize(BILINEAR)``), so values stay within the input's range.
+    """
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    resized = torch.nn.functional.interpolate(
+        images, size=size, mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized.contiguous()
+
+
+def digits_probe(
+    n_samples: int,
+    seed: int = 0,
+    image: bool = False,
+    image_size: tuple[int, int] | str | int | None = None,
+) -> Probe:
     """A class-balanced, seeded subset of scikit-learn's bundled 8x8 digits (1797 images).
 
     Each class contributes ``n_samples // 10`` images, the first ``n_samples % 10`` classes one
@@ -75,14 +118,22 @@ def digits_probe(n_samples: int, seed: int = 0, image: bool = False) -> Probe:
         n_samples: Number of images, at most 10 times the size of the smallest class (1740).
         seed: Seed of the subset and its order.
         image: Return inputs as (n_samples, 1, 8, 8) images instead of (n_samples, 64) rows.
+        image_size: With `image`, resize the images to this (height, width) (or ``"28"``,
+            ``"32x24"``) by antialiased bilinear interpolation (see `resize_images`).
 
     Returns:
         A probe with float32 ``inputs`` scaled to [0, 1] and int64 ``labels`` (n_samples,).
 
     Raises:
-        ProbeError: if `n_samples` is below 1 or more than the balanced subset can hold.
+        ProbeError: if `n_samples` is below 1 or more than the balanced subset can hold, or
+            `image_size` is malformed or given without `image`.
     """
     from sklearn.datasets import load_digits
+
+    if image_size is not None:
+        if not image:
+            raise ProbeError("--image-size applies to --digits with --image")
+        image_size = parse_image_size(image_size)
 
     data, target = load_digits(return_X_y=True)
     classes = np.unique(target)
@@ -102,6 +153,8 @@ def digits_probe(n_samples: int, seed: int = 0, image: bool = False) -> Probe:
     inputs = torch.from_numpy((data[order] / 16.0).astype(np.float32))
     if image:
         inputs = inputs.reshape(-1, 1, 8, 8)
+        if image_size is not None:
+            inputs = resize_images(inputs, image_size)
     return Probe(inputs, torch.from_numpy(target[order].astype(np.int64)))
 
 
@@ -280,6 +333,7 @@ def make_probe(
     labels: str | Path | None = None,
     label_column: str | None = None,
     image: bool = False,
+    image_size: str | int | Sequence[int] | None = None,
     seed: int = 0,
     overwrite: bool = False,
     text: str | Path | None = None,
@@ -299,6 +353,7 @@ def make_probe(
         labels: A labels file for `source`.
         label_column: The labels column of a CSV `source` or of a `text` table.
         image: Digits as (n, 1, 8, 8) images.
+        image_size: With `image`, the images' size after resizing: ``"28"`` or ``"HxW"``.
         seed: Seed of the digits subset or the synthetic values.
         overwrite: Replace an existing file at `path`.
         text: A text file to tokenize (see `ndt.io.probe_text.text_probe`); needs `tokenizer`.
@@ -328,12 +383,21 @@ def make_probe(
             f"give exactly one of --digits, --gaussian, --tokens, --from, --text (got {which})"
         )
     _check_applies(given[0], vocab=vocab, labels=labels, label_column=label_column, image=image)
+    if image_size is not None:
+        if given[0] != "--digits":
+            raise ProbeError(f"--image-size applies to --digits --image, not {given[0]}")
+        if not image:
+            raise ProbeError("--image-size needs --image (digits as images)")
+        image_size = parse_image_size(image_size)
     _check_text_options(given[0], tokenizer, max_length, text_column)
     if path.exists() and not overwrite:
         raise ProbeError(f"{path} already exists; pass --overwrite to replace it")
     if digits is not None:
-        probe = digits_probe(digits, seed=seed, image=image)
+        probe = digits_probe(digits, seed=seed, image=image, image_size=image_size)
         described = {"source": "sklearn digits", "n_samples": digits, "image": image}
+        if image_size is not None:
+            described["image_size"] = list(image_size)
+            described["resize"] = "bilinear antialias"
     elif gaussian is not None:
         probe = gaussian_probe(gaussian, seed=seed)
         described = {"source": "gaussian", "shape": list(probe.inputs.shape)}

@@ -6,8 +6,10 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import assert_one_error
 from sklearn.datasets import load_digits
@@ -127,3 +129,80 @@ def test_reproduces_the_committed_fixture_probes(ndt, tmp_path, fixtures_dir):
         committed = fixtures_dir / name / "probe.safetensors"
         assert path.read_bytes() == committed.read_bytes()
         assert json.loads(result.stdout)["sha256"] == load_probe(committed).sha256
+
+
+def test_digits_image_size_resized_probe(ndt, tmp_path):
+    from PIL import Image
+
+    small, large = tmp_path / "small.safetensors", tmp_path / "large.safetensors"
+    assert ndt("probe", small, "--digits", "20", "--image", "--seed", "2").exit_code == 0
+    result = ndt("probe", large, "--digits", "20", "--image", "--image-size", "32x24",
+                 "--seed", "2", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["tensors"]["inputs"] == {"shape": [20, 1, 32, 24], "dtype": "float32"}
+    before, after = load_probe(small), load_probe(large)
+    assert torch.equal(before.labels, after.labels)
+    # Pillow's bilinear resize of each 8x8 image (an independent implementation).
+    expected = np.stack([
+        np.asarray(Image.fromarray(img[0].numpy(), mode="F").resize((24, 32), Image.BILINEAR))
+        for img in before.inputs
+    ])  # fmt: skip
+    np.testing.assert_allclose(after.inputs[:, 0].numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--digits", "5", "--image", "--image-size", "0"], "--image-size 0"),
+        (["--digits", "5", "--image", "--image-size", "abc"], "--image-size 'abc'"),
+        (["--digits", "5", "--image", "--image-size", "28x"], "--image-size '28x'"),
+        (["--digits", "5", "--image-size", "28"], "--image-size needs --image"),
+        (["--gaussian", "3x3", "--image-size", "28"], "--image-size applies to --digits"),
+    ],
+)
+def test_image_size_errors(ndt, tmp_path, extra, fragment):
+    path = tmp_path / "p.safetensors"
+    assert_one_error(ndt("probe", path, *extra), fragment)
+    assert not path.exists()
+
+
+def test_vit_tracks_a_resized_digits_probe(ndt, tmp_path):
+    """A zoo ViT built for 28x28 images runs `ndt track` on a --image-size 28 probe; its
+    metrics equal numpy's float64 SVD of the outputs captured here."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+    from float64_reference import reference_metrics
+
+    from ndt.io.checkpoints import save_checkpoint
+    from ndt.io.store import read_results
+    from ndt.models.spec import ModelSpec, build_model
+
+    probe = tmp_path / "probe.safetensors"
+    assert ndt("probe", probe, "--digits", "48", "--image", "--image-size", "28").exit_code == 0
+    kwargs = {"image_size": 28, "patch_size": 7, "d_model": 16, "n_layers": 1, "n_heads": 2}
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("vit", kwargs)).eval()
+    save_checkpoint(model, tmp_path / "ckpts", 0)
+    out = tmp_path / "r.h5"
+    result = ndt("track", tmp_path / "ckpts", "--model", "vit", "--model-kwargs",
+                 json.dumps(kwargs), "--probe", probe, "--out", out, "--layers",
+                 "blocks.0", "--layers", "head", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = read_results(out)
+    captured = {}
+    hooks = [
+        module.register_forward_hook(
+            lambda _m, _a, output, name=name: captured.__setitem__(name, output)
+        )
+        for name, module in [("blocks.0", model.blocks[0]), ("head", model.head)]
+    ]
+    with torch.no_grad():
+        model(load_probe(probe).inputs)
+    for hook in hooks:
+        hook.remove()
+    assert captured["blocks.0"].shape == (48, 17, 16)  # 16 patches and the class token
+    for name, value in captured.items():
+        rows = value.double().reshape(-1, value.shape[-1]).numpy()
+        column = results.layers.index(name)
+        for metric, expected in reference_metrics(rows).items():
+            assert results.metrics[metric][0, column] == pytest.approx(expected, rel=1e-4)

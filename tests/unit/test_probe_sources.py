@@ -20,7 +20,9 @@ from ndt.io.probe_sources import (
     digits_probe,
     gaussian_probe,
     make_probe,
+    parse_image_size,
     parse_shape,
+    resize_images,
     token_probe,
 )
 
@@ -214,3 +216,68 @@ def test_make_probe_option_errors(tmp_path, kwargs, match):
     with pytest.raises(ProbeError, match=match):
         make_probe(tmp_path / "p.safetensors", **kwargs)
     assert not (tmp_path / "p.safetensors").exists()
+
+
+def _bilinear_float64(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Enlarging bilinear interpolation written out in float64: output pixel centres mapped to
+    input coordinates ``(i + 0.5) * in / out - 0.5``, clamped at the borders, then the two
+    neighbours weighted by distance, along rows and then columns."""
+
+    def weights(n_in: int, n_out: int) -> np.ndarray:
+        matrix = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            x = min(max((i + 0.5) * n_in / n_out - 0.5, 0.0), n_in - 1.0)
+            low = int(np.floor(x))
+            high = min(low + 1, n_in - 1)
+            matrix[i, low] += 1.0 - (x - low)
+            matrix[i, high] += x - low
+        return matrix
+
+    return weights(image.shape[0], size[0]) @ image @ weights(image.shape[1], size[1]).T
+
+
+@pytest.mark.parametrize("size", [(28, 28), (32, 24), (9, 17)])
+def test_resize_enlarging_is_float64_bilinear(size):
+    image = np.random.default_rng(1).random((8, 8))
+    resized = resize_images(torch.from_numpy(image.astype(np.float32))[None, None], size)
+    assert resized.shape == (1, 1, *size) and resized.dtype == torch.float32
+    np.testing.assert_allclose(resized[0, 0].numpy(), _bilinear_float64(image, size), atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(28, 28), (32, 24), (4, 4), (5, 12)])
+def test_resize_matches_pillow_bilinear(size):
+    # Pillow's BILINEAR resize widens its triangle filter when shrinking (antialiasing), as
+    # the resize does; float32 images ('F' mode) so both work on the same values.
+    from PIL import Image
+
+    image = np.random.default_rng(2).random((8, 8)).astype(np.float32)
+    resized = resize_images(torch.from_numpy(image)[None, None], size)[0, 0].numpy()
+    pillow = Image.fromarray(image, mode="F").resize((size[1], size[0]), Image.BILINEAR)
+    np.testing.assert_allclose(resized, np.asarray(pillow), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("28", (28, 28)), ("32x24", (32, 24)), (" 16X8 ", (16, 8)), (7, (7, 7))]
+)
+def test_parse_image_size(text, size):
+    assert parse_image_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0", "abc", "28x", "x28", "2x3x4", "28x0", "-3", ""])
+def test_parse_image_size_refuses(text):
+    with pytest.raises(ProbeError, match="--image-size"):
+        parse_image_size(text)
+
+
+def test_digits_image_size_resizes_the_8x8_images():
+    small = digits_probe(40, seed=3, image=True)
+    large = digits_probe(40, seed=3, image=True, image_size="32x24")
+    assert large.inputs.shape == (40, 1, 32, 24)
+    assert torch.equal(large.labels, small.labels)
+    expected = np.stack(
+        [_bilinear_float64(img[0].double().numpy(), (32, 24)) for img in small.inputs]
+    )
+    np.testing.assert_allclose(large.inputs[:, 0].numpy(), expected, atol=1e-6)
+    assert 0.0 <= float(large.inputs.min()) and float(large.inputs.max()) <= 1.0
+    with pytest.raises(ProbeError, match="--image-size applies to --digits with --image"):
+        digits_probe(40, image_size=28)

@@ -102,6 +102,45 @@ def test_gram_update_lets_other_python_threads_run():
     torch.testing.assert_close(gram, expected, rtol=1e-12, atol=1e-9)
 
 
+def test_cpu_eigendecomposition_releases_the_gil():
+    """The solver thread's eigendecompositions run beside the next forward pass: a Python
+    thread keeps running during one, and the values are the ones the Gram was built with."""
+    import threading
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    from ndt.core.spectrum import _eigenvalues
+
+    rng = np.random.default_rng(7)
+    basis = np.linalg.qr(rng.normal(size=(768, 768)))[0]
+    expected = np.geomspace(1e3, 1e-3, 768)  # descending, six decades
+    gram = torch.from_numpy((basis * expected) @ basis.T)
+    stamps: list[float] = []
+    done = threading.Event()
+
+    def monitor() -> None:
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.001)
+
+    with threadpool_limits(1, user_api="blas"):  # as in `track` with one thread
+        values = _eigenvalues(gram)
+        started = time.perf_counter()
+        for _ in range(3):
+            _eigenvalues(gram)
+        call = (time.perf_counter() - started) / 3
+        thread = threading.Thread(target=monitor)
+        thread.start()
+        time.sleep(0.02)
+        _eigenvalues(gram)
+        done.set()
+        thread.join()
+    longest_gap = float(np.diff(stamps).max())
+    assert longest_gap < call / 3, (longest_gap, call)
+    np.testing.assert_allclose(values, expected, rtol=1e-8, atol=1e-12 * expected[0])
+
+
 @pytest.mark.parametrize(
     ("device", "width", "expected"),
     [("cpu", 4096, "cpu"), ("meta", 8, "cpu"), ("meta", 256, "cpu"), ("meta", 257, "meta")],
@@ -163,3 +202,41 @@ def test_small_spectra_equal_compute_spectrum_one_by_one():
         want = np.linalg.svd(centred, compute_uv=False) ** 2
         np.testing.assert_allclose(got[name].eigenvalues, want, rtol=1e-10, atol=1e-10 * want[0])
         np.testing.assert_allclose(got[name].unit_activity, np.abs(value.numpy()).mean(0))
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_kept_rows_gram_in_column_blocks(monkeypatch, center):
+    """Wide layers (n < d) form their n x n Gram block by block over the columns, with no
+    n x d float64 copy; blocks of 7 over 50 columns (a ragged last block) give numpy's
+    float64 SVD of the whole matrix, offset included."""
+    import ndt.core.spectrum as spectrum_module
+
+    monkeypatch.setattr(spectrum_module, "ROW_GRAM_COLUMNS", 7)
+    rng = np.random.default_rng(5)
+    matrix = (rng.normal(size=(12, 50)) * 0.5 + 40.0).astype(np.float32)
+    accumulator = SpectrumAccumulator(12, center=center)
+    for start in (0, 5):
+        accumulator.update(torch.from_numpy(matrix[start : start + 5 if start == 0 else 12]))
+    spectrum = accumulator.finalize()
+    exact = matrix.astype(np.float64)
+    reference = (
+        centred_eigenvalues(exact) if center else np.linalg.svd(exact, compute_uv=False) ** 2
+    )
+    assert spectrum.eigenvalues.shape == (12,)
+    kept = 11 if center else 12
+    np.testing.assert_allclose(
+        spectrum.eigenvalues[:kept], reference[:kept], rtol=1e-9, atol=1e-10 * reference[0]
+    )
+    if center:  # centring leaves rank n - 1
+        assert spectrum.eigenvalues[11] <= 1e-12 * reference[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_unit_activity_of_wide_outputs(dtype):
+    """Per-unit mean |activation| of a wide output (numpy's sum on the CPU for float32, torch's
+    for other dtypes) equals the float64 mean of the same values."""
+    values = torch.from_numpy(np.random.default_rng(9).normal(size=(3, 4, 5000))).to(dtype)
+    spectrum = compute_spectrum(values, token_axis=False)  # (3, 20000): wider than tall
+    expected = np.abs(values.double().numpy().reshape(3, -1)).mean(0)
+    np.testing.assert_allclose(spectrum.unit_activity, expected, rtol=1e-12)
+    assert spectrum.n_features == 20000
