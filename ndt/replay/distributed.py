@@ -32,6 +32,7 @@ from ndt.models.loading import apply_weights, resolve_dtype
 from ndt.models.spec import build_model
 from ndt.replay.allocator import return_large_blocks_to_os
 from ndt.replay.engine import RunSetup, fold_probe, resolve_device
+from ndt.replay.solve import solve_metrics
 
 INSTALL = "pip install 'ndt-replay[distributed]'"
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -123,8 +124,6 @@ def replay_checkpoint(job: ReplayJob, probe: Probe, checkpoint: Checkpoint) -> O
         NdtError: if the checkpoint's tensors do not fit the model, or the probe does not
             fit it (the run stops, as a sequential one does).
     """
-    from ndt.replay.track import solve_metrics  # the sequential loop's own step
-
     with _MODELS_LOCK:
         _prepare_process()
     if job.threads is not None:
