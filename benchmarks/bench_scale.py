@@ -122,6 +122,7 @@ def speedup(root: Path, n_checkpoints: int, n_samples: int, repeat: int, all_cor
             "cpu_s": run["cpu"],
             "loop_s": run["report"]["timings"]["wall"],
             "all_wall_s": [r["wall"] for r in measured[label]],
+            "timings_s": run["report"]["timings"],
         }
         for label, run in best.items()
     }
