@@ -3,11 +3,12 @@
 (a) speed-up: ``ndt track --threads 1 --scheduler local:2`` against the sequential
     ``ndt track --threads 1`` (same torch threads per process), and against the sequential
     run on every core, on a workload where the forward pass dominates: the transformer of
-    benchmarks/workloads.py (25 M parameters), 24 checkpoints, probe 32 x 128 tokens, with
+    benchmarks/workloads.py (25 M parameters), 32 checkpoints, probe 32 x 128 tokens, with
     ``--tokens last`` so that each of the 9 tracked layers gives 32 rows (the Gram updates
     and decompositions are then about 1 % of a checkpoint). Each run is its own ``ndt``
     process, side by side in one process tree; wall time of the whole command (Python start,
-    model build, and the cluster's start and stop included), CPU time of its process tree,
+    model build, and the cluster's start and stop included), CPU time of its process tree
+    and their ratio (the cores the run got: on a shared machine, less than it could use),
     and whether the results files are equal to the last bit.
 (b) scheduling overhead: 1,000 tiny checkpoints (a 4-4-2 MLP, 8 probe samples) through a
     LocalCluster of 2 processes started beforehand: per task, the loop's wall time minus
@@ -149,14 +150,14 @@ def print_speedup(found: dict) -> None:
         f"{found['probe']}; the forward pass is {100 * found['forward_share']:.0f} % of a "
         "checkpoint's compute (sequential run's --json timings)"
     )
-    print(
-        f"    {'ndt track ...':<36} {'wall s':>8} {'cpu s':>8} {'loop s':>8}   every run's wall s"
-    )
+    header = f"{'ndt track ...':<36} {'wall s':>8} {'cpu s':>8} {'cores':>6} {'loop s':>8}"
+    print(f"    {header}   every run's wall s")
     for label, row in found["runs"].items():
         walls = ", ".join(f"{w:.1f}" for w in row["all_wall_s"])
+        cores = row["cpu_s"] / row["wall_s"]  # what the run got of the machine
         print(
-            f"    {label:<36} {row['wall_s']:8.1f} {row['cpu_s']:8.1f} {row['loop_s']:8.1f}"
-            f"   {walls}"
+            f"    {label:<36} {row['wall_s']:8.1f} {row['cpu_s']:8.1f} {cores:6.2f}"
+            f" {row['loop_s']:8.1f}   {walls}"
         )
     extra = found["speedup_vs_all_cores"]
     print(
@@ -274,7 +275,7 @@ def main() -> None:
         action="store_true",
         help="Part (a) alone, one round (about 2 minutes on a quiet 2-core machine).",
     )
-    parser.add_argument("--speedup-checkpoints", type=int, default=24)
+    parser.add_argument("--speedup-checkpoints", type=int, default=32)
     parser.add_argument("--speedup-samples", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=1, help="Rounds of part (a).")
     parser.add_argument(
