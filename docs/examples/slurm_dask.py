@@ -4,7 +4,7 @@ Run it where the replay should be driven from (the login node, or a job of its o
 long as the replay lasts: ``python slurm_dask.py``. Needs ``pip install dask-jobqueue``.
 """
 
-from dask_jobqueue import SLURMCluster  # PBSCluster, SGECluster, LSFCluster: same arguments
+from dask_jobqueue import SLURMCluster  # PBS, SGE: resource_spec; LSF: ncpus (for job_cpu)
 
 from ndt.replay.track import track
 
