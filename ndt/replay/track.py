@@ -125,8 +125,9 @@ def track(
         scheduler: Replay on a Dask cluster (`ndt.replay.distributed`): ``local:N``,
             ``tcp://HOST:PORT`` or a scheduler file; this process writes `out`.
         threads: torch threads of each task on the cluster (default: for ``local:N`` the
-            cores shared among the N workers). Without `scheduler`, unused: the caller sets
-            ``torch.set_num_threads``.
+            cores shared among the N workers; on another cluster the workers' own, one
+            under a Dask nanny, which sets ``OMP_NUM_THREADS=1``). Without `scheduler`,
+            unused: the caller sets ``torch.set_num_threads``.
 
     `definitions` picks the metric definitions (docs/metrics.md): "ndt" (centred over
     samples) or "ndtracker" (uncentred, participation ratio on the singular values, as the
