@@ -1,10 +1,15 @@
 """Benchmarks of issue 14: replay on a Dask cluster, and the appending results store.
 
-(a) speed-up: ``ndt track --scheduler local:2 --threads 1`` against the sequential
-    ``ndt track`` (all cores to torch, and one thread), on the transformer workload of
-    benchmarks/workloads.py, where the forward pass dominates; each run is its own ``ndt``
-    process, side by side in one process tree, wall time of the whole command (cluster
-    start included) and, for the cluster run, its replay loop alone.
+(a) speed-up: ``ndt track --threads 1 --scheduler local:2`` against the sequential
+    ``ndt track --threads 1`` (same torch threads per process), and against the sequential
+    run on every core, on a workload where the forward pass dominates: the transformer of
+    benchmarks/workloads.py (25 M parameters), 32 checkpoints, probe 32 x 128 tokens, with
+    ``--tokens last`` so that each of the 9 tracked layers gives 32 rows (the Gram updates
+    and decompositions are then about 1 % of a checkpoint). Each run is its own ``ndt``
+    process, side by side in one process tree; wall time of the whole command (Python start,
+    model build, and the cluster's start and stop included), CPU time of its process tree
+    and their ratio (the cores the run got: on a shared machine, less than it could use),
+    and whether the results files are equal to the last bit.
 (b) scheduling overhead: 1,000 tiny checkpoints (a 4-4-2 MLP, 8 probe samples) through a
     LocalCluster of 2 processes started beforehand: per task, the loop's wall time minus
     the workers' compute time shared among the workers (the driver's commits included),
@@ -14,9 +19,10 @@
     and the same commits done as before format 2, one atomic whole-file rewrite each.
 
 Usage:
+    python benchmarks/bench_scale.py --speedup-only      # (a) alone, ~2 minutes on 2 quiet cores
     python benchmarks/bench_scale.py                    # all three (minutes)
     python benchmarks/bench_scale.py --parts store --checkpoints 2000
-    python benchmarks/bench_scale.py --parts speedup --speedup-checkpoints 8
+    python benchmarks/bench_scale.py --parts speedup --repeat 3 --speedup-checkpoints 48
 
 See docs/performance.md ("Beyond one machine").
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,64 +52,128 @@ from ndt.core.estimators import DEFAULT_METRICS  # noqa: E402
 from ndt.io.checkpoints import Checkpoint, save_checkpoint  # noqa: E402
 from ndt.io.manifest import ModelSpec, write_manifest  # noqa: E402
 from ndt.io.probe import save_probe  # noqa: E402
-from ndt.io.store import Provenance, write_results  # noqa: E402
+from ndt.io.store import Provenance, read_results, write_results  # noqa: E402
 from ndt.models.spec import build_model  # noqa: E402
 from ndt.replay.run_table import RunTable  # noqa: E402
 
 
-def _ndt(*args: object) -> float:
-    """Wall seconds of one `ndt` command in its own process."""
+def _ndt(*args: object) -> dict:
+    """One `ndt` command in its own process (a child of this one): wall and CPU seconds (its
+    whole process tree: the driver, and the Dask nannies and workers it starts), and the
+    report that ``--json`` prints."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-c", "from ndt_cli.main import main; main()", *map(str, args)]
+    cpu = _children_cpu()
     started = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    done = subprocess.run(command, check=True, env=env, stdout=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    return {"wall": wall, "cpu": _children_cpu() - cpu, "report": json.loads(done.stdout)}
 
 
-def speedup(root: Path, n_checkpoints: int, probe_scale: float, repeat: int) -> dict:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _same_results(a: Path, b: Path) -> bool:
+    """Same steps, layers and metric values to the last bit (NaN where NaN)."""
+    first, second = read_results(a), read_results(b)
+    return (
+        np.array_equal(first.steps, second.steps)
+        and first.layers == second.layers
+        and list(first.metrics) == list(second.metrics)
+        and all(
+            np.array_equal(first.metrics[m], second.metrics[m], equal_nan=True)
+            for m in first.metrics
+        )
+    )
+
+
+def speedup(root: Path, n_checkpoints: int, n_samples: int, repeat: int, all_cores: bool) -> dict:
+    """(a): sequential `ndt track --threads 1` against ``--threads 1 --scheduler local:2``
+    (and, with `all_cores`, the sequential run on every core), each its own process."""
     workload = WORKLOADS["transformer"]
     built = build_workload(
-        workload, root, n_checkpoints=n_checkpoints,
-        n_samples=max(2, int(workload.probe_shape[0] * probe_scale)),
-    )  # fmt: skip
-    ckpts, out = built.ckpt_dir, root / "speedup"
+        workload, root, n_checkpoints=n_checkpoints, n_samples=n_samples, pt_copies=False
+    )
     cores = os.cpu_count() or 1
-    from dask.distributed import LocalCluster
-
-    runs: dict[str, list[float]] = {"seq_all": [], "seq_one": [], "local2": [], "warm": []}
-    # Interleaved and repeated: the best of each, on a machine whose load changes by the
-    # minute. "warm" runs on a cluster started beforehand: the loop without the start.
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as running:
-        for index in range(repeat):
-            common = ("track", ckpts, "-q", "--overwrite", "-o")
-            runs["seq_all"].append(_ndt(*common, out / f"a{index}.h5", "--threads", cores))
-            runs["seq_one"].append(_ndt(*common, out / f"o{index}.h5", "--threads", 1))
-            runs["local2"].append(
-                _ndt(*common, out / f"l{index}.h5", "--threads", 1, "--scheduler", "local:2")
-            )
-            runs["warm"].append(
-                _ndt(*common, out / f"w{index}.h5", "--threads", 1,
-                     "--scheduler", running.scheduler_address)
-            )  # fmt: skip
-    seq_all, seq_one = min(runs["seq_all"]), min(runs["seq_one"])
-    cluster, warm = min(runs["local2"]), min(runs["warm"])
-    return {
-        "workload": workload.description,
-        "n_checkpoints": n_checkpoints,
-        "n_samples": built.n_samples,
-        "cores": cores,
-        f"sequential_threads_{cores}_s": seq_all,
-        "sequential_threads_1_s": seq_one,
-        "local2_threads_1_s": cluster,
-        "started_cluster_threads_1_s": warm,
-        "speedup_vs_all_cores": seq_all / cluster,
-        "speedup_vs_one_thread": seq_one / cluster,
-        "speedup_started_cluster_vs_all_cores": seq_all / warm,
-        "load_average_1min_after": os.getloadavg()[0],
-        "runs_s": runs,
+    common = ("track", built.ckpt_dir, "--json", "--overwrite", "--tokens", "last")
+    runs = {
+        "sequential, --threads 1": ("--threads", 1),
+        "--threads 1 --scheduler local:2": ("--threads", 1, "--scheduler", "local:2"),
     }
+    if all_cores:
+        runs[f"sequential, --threads {cores}"] = ("--threads", cores)
+    measured: dict[str, list[dict]] = {label: [] for label in runs}
+    load_before = os.getloadavg()
+    for index in range(repeat):
+        # Interleaved, the order flipped each round: the machine's load drifts.
+        for label in list(runs) if index % 2 == 0 else list(runs)[::-1]:
+            out = root / f"{len(measured[label])}-{label.replace(' ', '_')}.h5"
+            measured[label].append(_ndt(*common, "-o", out, *runs[label]))
+            measured[label][-1]["out"] = out
+    load_after = os.getloadavg()
+    best = {label: min(found, key=lambda r: r["wall"]) for label, found in measured.items()}
+    sequential, cluster = best["sequential, --threads 1"], best["--threads 1 --scheduler local:2"]
+    timings = sequential["report"]["timings"]
+    compute = sum(timings[k] for k in ("load", "forward", "metrics"))
+    rows = {
+        label: {
+            "wall_s": run["wall"],
+            "cpu_s": run["cpu"],
+            "loop_s": run["report"]["timings"]["wall"],
+            "all_wall_s": [r["wall"] for r in measured[label]],
+            "timings_s": run["report"]["timings"],
+        }
+        for label, run in best.items()
+    }
+    return {
+        "workload": f"{workload.description.split(', probe')[0]}, --tokens last",
+        "n_checkpoints": n_checkpoints,
+        "probe": f"{n_samples} x {workload.probe_shape[1]} tokens",
+        "cores": cores,
+        "forward_share": timings["forward"] / compute,
+        "runs": rows,
+        "speedup": sequential["wall"] / cluster["wall"],
+        "speedup_vs_all_cores": (
+            best[f"sequential, --threads {cores}"]["wall"] / cluster["wall"] if all_cores else None
+        ),
+        "bitwise_equal": _same_results(sequential["out"], cluster["out"]),
+        "load_1min_before_after": [load_before[0], load_after[0]],
+    }
+
+
+def print_speedup(found: dict) -> None:
+    """The runs side by side, then the ratio."""
+    print(
+        f"(a) speed-up: {found['workload']}, {found['n_checkpoints']} checkpoints, probe "
+        f"{found['probe']}; the forward pass is {100 * found['forward_share']:.0f} % of a "
+        "checkpoint's compute (sequential run's --json timings)"
+    )
+    header = f"{'ndt track ...':<36} {'wall s':>8} {'cpu s':>8} {'cores':>6} {'loop s':>8}"
+    print(f"    {header}   every run's wall s")
+    for label, row in found["runs"].items():
+        walls = ", ".join(f"{w:.1f}" for w in row["all_wall_s"])
+        cores = row["cpu_s"] / row["wall_s"]  # what the run got of the machine
+        print(
+            f"    {label:<36} {row['wall_s']:8.1f} {row['cpu_s']:8.1f} {cores:6.2f}"
+            f" {row['loop_s']:8.1f}   {walls}"
+        )
+    extra = found["speedup_vs_all_cores"]
+    print(
+        f"    speed-up, local:2 over the sequential run with the same --threads 1: "
+        f"{found['speedup']:.2f}x"
+        + (
+            f" (over the sequential run on all {found['cores']} cores: {extra:.2f}x)"
+            if extra
+            else ""
+        )
+    )
+    before, after = found["load_1min_before_after"]
+    print(
+        f"    results bit for bit equal: {'yes' if found['bitwise_equal'] else 'NO'}; "
+        f"load average (1 min) {before:.2f} before, {after:.2f} after, on {found['cores']} cores"
+    )
 
 
 def _tiny_run(root: Path, n_checkpoints: int) -> Path:
@@ -199,24 +270,37 @@ def store(root: Path, n_checkpoints: int, n_layers: int, window: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="speedup,overhead,store")
-    parser.add_argument("--speedup-checkpoints", type=int, default=8)
-    parser.add_argument("--probe-scale", type=float, default=0.5)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--speedup-only",
+        action="store_true",
+        help="Part (a) alone, one round (about 2 minutes on a quiet 2-core machine).",
+    )
+    parser.add_argument("--speedup-checkpoints", type=int, default=32)
+    parser.add_argument("--speedup-samples", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=1, help="Rounds of part (a).")
+    parser.add_argument(
+        "--all-cores",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Also run the sequential command on every core (default: yes, not with "
+        "--speedup-only).",
+    )
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--checkpoints", type=int, default=2000)
     parser.add_argument("--layers", type=int, default=100)
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    parts = args.parts.split(",")
+    parts = ["speedup"] if args.speedup_only else args.parts.split(",")
+    all_cores = not args.speedup_only if args.all_cores is None else args.all_cores
     root = Path(tempfile.mkdtemp(prefix="ndt-bench-scale-"))
     results: dict[str, dict] = {}
     try:
         if "speedup" in parts:
             results["speedup"] = speedup(
-                root, args.speedup_checkpoints, args.probe_scale, args.repeat
+                root, args.speedup_checkpoints, args.speedup_samples, args.repeat, all_cores
             )
-            print("speedup", json.dumps(results["speedup"], indent=1), flush=True)
+            print_speedup(results["speedup"])
         if "overhead" in parts:
             results["overhead"] = overhead(root, args.tasks)
             print("overhead", json.dumps(results["overhead"], indent=1), flush=True)
@@ -226,7 +310,7 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":

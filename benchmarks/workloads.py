@@ -131,6 +131,7 @@ def build_workload(
     n_checkpoints: int | None = None,
     n_samples: int | None = None,
     seed: int = 0,
+    pt_copies: bool = True,
 ) -> BuiltWorkload:
     """Write the run folder (safetensors + ndt.toml + probe) and the .pt copies under `root`.
 
@@ -140,6 +141,7 @@ def build_workload(
         n_checkpoints: Override the workload's checkpoint count.
         n_samples: Override the probe's sample count.
         seed: Seed of the initialisation, the steps and the probe.
+        pt_copies: Also write the ``.pt`` copies (the naive baseline's input).
     """
     root = Path(root) / workload.name
     ckpt_dir, pt_dir = root / "ckpts", root / "pt"
@@ -156,7 +158,8 @@ def build_workload(
         if index:
             _perturb(model, generator)
         save_checkpoint(model, ckpt_dir, step)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        torch.save(state, pt_dir / f"step_{step:08d}.pt")
+        if pt_copies:
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            torch.save(state, pt_dir / f"step_{step:08d}.pt")
     write_manifest(ckpt_dir, workload.spec, probe=probe_path)
     return BuiltWorkload(workload, ckpt_dir, pt_dir, probe_path, count, samples)

@@ -32,8 +32,10 @@ from ndt.models.loading import apply_weights, resolve_dtype
 from ndt.models.spec import build_model
 from ndt.replay.allocator import return_large_blocks_to_os
 from ndt.replay.engine import RunSetup, fold_probe, resolve_device
+from ndt.replay.solve import solve_metrics
 
 INSTALL = "pip install 'ndt-replay[distributed]'"
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,22 @@ class Outcome:
 
 _MODELS: dict[tuple[str, int], tuple[nn.Module, torch.device]] = {}
 _MODELS_LOCK = threading.Lock()
+_PROCESS_READY = False
+
+
+def _prepare_process() -> None:
+    """Once per worker process: the memory settings of the `ndt` command
+    (ndt/replay/allocator.py) and a single inter-op thread (a task's parallelism is its
+    intra-op threads, `ReplayJob.threads`)."""
+    global _PROCESS_READY
+    if _PROCESS_READY:
+        return
+    return_large_blocks_to_os()
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # inter-op work already ran in this process: it keeps its pool
+        pass
+    _PROCESS_READY = True
 
 
 def _worker_model(job: ReplayJob) -> tuple[nn.Module, torch.device]:
@@ -95,7 +113,6 @@ def _worker_model(job: ReplayJob) -> tuple[nn.Module, torch.device]:
     key = (job.model_key(), threading.get_ident())
     with _MODELS_LOCK:
         if key not in _MODELS:
-            return_large_blocks_to_os()  # as the `ndt` command does (ndt/replay/allocator.py)
             device = resolve_device(job.device)
             model = build_model(job.spec, job.ckpt_dir).to(device, resolve_dtype(job.dtype))
             _MODELS[key] = (model.eval(), device)
@@ -109,8 +126,8 @@ def replay_checkpoint(job: ReplayJob, probe: Probe, checkpoint: Checkpoint) -> O
         NdtError: if the checkpoint's tensors do not fit the model, or the probe does not
             fit it (the run stops, as a sequential one does).
     """
-    from ndt.replay.track import solve_metrics  # the sequential loop's own step
-
+    with _MODELS_LOCK:
+        _prepare_process()
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     model, device = _worker_model(job)
@@ -227,6 +244,7 @@ def connect(scheduler: str, threads: int = 1) -> tuple[object, object | None]:
         NdtError: as `replay_on_cluster`.
     """
     try:
+        import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise NdtError(f"--scheduler needs dask.distributed; install it: {INSTALL}") from None
@@ -234,15 +252,20 @@ def connect(scheduler: str, threads: int = 1) -> tuple[object, object | None]:
         count = scheduler.removeprefix("local:")
         if not count.isdigit() or int(count) < 1:
             raise NdtError(f"--scheduler {scheduler}: N of local:N must be a whole number >= 1")
-        # One task at a time per worker process, each with `threads` torch threads.
-        cluster = LocalCluster(
-            n_workers=int(count), threads_per_worker=1, processes=True,
-            dashboard_address=":0", silence_logs=logging.ERROR,
-            env={
-                "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-                "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", "1"),
-            },
-        )  # fmt: skip
+        # One task at a time per worker process, each with `threads` torch and BLAS threads.
+        # Dask's nanny applies its `env` only once the worker process has imported numpy,
+        # too late for OpenBLAS; the pre-spawn environment is set before the process starts
+        # (and, as Dask does with its own defaults, in this process's os.environ too).
+        spawn_env = {
+            **dask.config.get("distributed.nanny.pre-spawn-environ", default={}),
+            **dict.fromkeys(_THREAD_VARIABLES, str(threads)),
+            "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", "1"),
+        }
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+            cluster = LocalCluster(
+                n_workers=int(count), threads_per_worker=1, processes=True,
+                dashboard_address=":0", silence_logs=logging.ERROR,
+            )  # fmt: skip
         return Client(cluster), cluster
     if "://" in scheduler:
         options: dict[str, object] = {"address": scheduler}

@@ -14,27 +14,31 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ndt.core.estimators import (
-    DEFAULT_METRICS,
-    Definitions,
-    check_definitions,
-    compute_metrics,
-    validate_metrics,
-)
+from ndt.core.estimators import DEFAULT_METRICS, Definitions, check_definitions, validate_metrics
 from ndt.core.rows import parse_tokens
 from ndt.errors import CheckpointError, NdtError
-from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, discover_checkpoints, read_state_dict
-from ndt.io.manifest import ModelSpec, read_manifest
+from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, read_state_dict
+from ndt.io.manifest import ModelSpec
 from ndt.io.store import Provenance, Results, read_provenance
 from ndt.models.loading import apply_weights
 from ndt.replay.distributed import Outcome, replay_run
-from ndt.replay.engine import FoldedSpectra, Folder, RunSetup, fold_probe, prepare_run
+from ndt.replay.engine import Folder, RunSetup, fold_probe, prepare_run
+from ndt.replay.plan import CheckpointPlan, plan_checkpoints
 from ndt.replay.run_table import RunTable
-from ndt.replay.shards import select_shard
+from ndt.replay.solve import solve_metrics
+
+# The planning and the last stage have modules of their own; their names stay importable here.
+__all__ = [
+    "CheckpointPlan",
+    "ProgressCallback",
+    "TrackReport",
+    "plan_checkpoints",
+    "solve_metrics",
+    "track",
+]
 
 
 @dataclass
@@ -70,42 +74,6 @@ class TrackReport:
     )
     notes: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class CheckpointPlan:
-    """The checkpoints `track` would replay, and notes on skipped files and steps."""
-
-    checkpoints: list[Checkpoint]
-    notes: list[str]
-
-
-def plan_checkpoints(
-    ckpt_dir: str | Path,
-    *,
-    probe: str | Path | None = None,
-    steps: tuple[int | None, int | None] | None = None,
-    every: int = 1,
-    step_scale: int | None = None,
-    shard: tuple[int, int] | None = None,
-) -> CheckpointPlan:
-    """The checkpoints of a run in step order, without building the model (``--dry-run``).
-
-    The probe (given, or named by the folder's ndt.toml) is never taken for a checkpoint;
-    `shard` ``(I, N)`` keeps the positions ≡ I (mod N) (`ndt.replay.shards`).
-
-    Raises:
-        CheckpointError: see `ndt.io.checkpoints.discover_checkpoints`.
-    """
-    if probe is None:
-        manifest = read_manifest(ckpt_dir)
-        probe = manifest.probe if manifest is not None else None
-    notes: list[str] = []
-    found = discover_checkpoints(
-        ckpt_dir, steps=steps, every=every, exclude=[probe] if probe else [],
-        step_scale=step_scale, notes=notes,
-    )  # fmt: skip
-    return CheckpointPlan(select_shard(found, shard), notes)
 
 
 ProgressCallback = Callable[[int, int, int], None]
@@ -165,8 +133,9 @@ def track(
         scheduler: Replay on a Dask cluster (`ndt.replay.distributed`): ``local:N``,
             ``tcp://HOST:PORT`` or a scheduler file; this process writes `out`.
         threads: torch threads of each task on the cluster (default: for ``local:N`` the
-            cores shared among the N workers). Without `scheduler`, unused: the caller sets
-            ``torch.set_num_threads``.
+            cores shared among the N workers; on another cluster the workers' own, one
+            under a Dask nanny, which sets ``OMP_NUM_THREADS=1``). Without `scheduler`,
+            unused: the caller sets ``torch.set_num_threads``.
 
     `definitions` picks the metric definitions (docs/metrics.md): "ndt" (centred over
     samples) or "ndtracker" (uncentred, participation ratio on the singular values, as the
@@ -312,26 +281,6 @@ def _provenance(
         tokens=tokens,
         command=command,
     )
-
-
-def solve_metrics(
-    folded: FoldedSpectra,
-    metrics: Sequence[str],
-    dormant_tau: float,
-    definitions: Definitions = "ndt",
-) -> tuple[np.ndarray, list[str], float]:
-    """Metrics of one checkpoint, shape (n_metrics, n_layers); the layers whose activations
-    were not finite; and the seconds spent on them (folding included, waiting not)."""
-    folded.settle()
-    started = time.perf_counter()
-    spectra = folded.spectra()
-    rows = [
-        compute_metrics(s, metrics, dormant_tau=dormant_tau, definitions=definitions)
-        for s in spectra.values()
-    ]
-    values = np.array([[row[m] for row in rows] for m in metrics], dtype=np.float64)
-    broken = [name for name, spectrum in spectra.items() if not spectrum.is_finite]
-    return values, broken, time.perf_counter() - started + folded.fold_seconds
 
 
 class _Loop:

@@ -154,6 +154,61 @@ def test_a_scheduler_file_names_the_cluster(ndt, tiny_run, tmp_path, cluster, on
     assert_same(read_results(out), read_results(tmp_path / "s.h5"))
 
 
+def test_each_worker_builds_the_model_once_and_runs_its_tasks_on_one_thread(
+    tiny_run, tmp_path, cluster, one_thread
+):
+    ckpts = tiny_run / "ckpts"
+    address, pids = cluster
+    report = track(ckpts, out=tmp_path / "d.h5", scheduler=address, threads=1)
+    assert len(report.computed) == len(list(ckpts.glob("*.safetensors"))) == 5
+
+    def state(ckpt_dir: str) -> dict:  # nested: cloudpickle sends it by value
+        from ndt.replay import distributed as replay
+
+        models = [key for key in replay._MODELS if ckpt_dir in key[0]]
+        return {
+            "models": len(models),
+            "threads": len({thread for _, thread in models}),
+            "torch": torch.get_num_threads(),
+            "interop": torch.get_num_interop_threads(),
+            # The driver writes the file: a task needs no results store (h5py, pandas).
+            "store": sorted(m for m in ("h5py", "pandas", "ndt.io.store") if m in sys.modules),
+        }
+
+    with distributed.Client(address) as client:
+        states = list(client.run(state, str(ckpts)).values())
+    assert len(states) == len(pids) == 2
+    # One model per worker thread (one thread per worker here) serves all of its tasks.
+    assert all(s["models"] == s["threads"] <= 1 for s in states), states
+    assert 1 <= sum(s["models"] for s in states) <= 2 < len(report.computed)
+    assert all(s["torch"] == 1 and s["interop"] == 1 for s in states), states
+    assert all(s["store"] == [] for s in states), states
+
+
+def test_local_workers_get_the_thread_count_before_they_import_torch():
+    from threadpoolctl import threadpool_info
+
+    from ndt.replay.distributed import connect
+
+    def settings() -> dict:
+        import os
+
+        import numpy  # noqa: F401  (loads the BLAS threadpoolctl reports)
+
+        names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        blas = {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
+        return {"env": [os.environ.get(n) for n in names], "blas": blas}
+
+    client, cluster = connect("local:1", 2)
+    try:
+        (found,) = client.run(settings).values()
+    finally:
+        client.close()
+        cluster.close()
+    assert found["env"] == ["2", "2", "2"]
+    assert found["blas"] and set(found["blas"].values()) == {2}, found
+
+
 def test_local_cluster_from_the_command_line(ndt, tiny_run, tmp_path, one_thread):
     out = tmp_path / "d.h5"
     result = ndt(
