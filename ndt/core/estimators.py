@@ -264,19 +264,31 @@ def compute_metrics_many(
     """`compute_metrics` of several spectra at once (one array operation per metric for
     all of them, the cost that matters for many small layers)."""
     names = validate_metrics(names)
+    table = metrics_table(spectra, names, dormant_tau=dormant_tau, definitions=definitions)
+    return [dict(zip(names, row, strict=True)) for row in table.tolist()]
+
+
+def metrics_table(
+    spectra: Sequence[Spectrum],
+    names: Sequence[str],
+    *,
+    dormant_tau: float = 0.0,
+    definitions: Definitions = "ndt",
+) -> np.ndarray:
+    """The metrics of several spectra as a (len(spectra), len(names)) float64 array, one
+    column per name (names already validated)."""
     rows = dict(_ROWS)
     if check_definitions(definitions) == "ndtracker":
         rows["participation_ratio"] = _sigma_participation_ratio_rows
     scaled, ok = _table(spectra)
-    columns = {
-        name: (
-            _dormant_fraction_rows(spectra, dormant_tau).tolist()
+    table = np.empty((len(spectra), len(names)))
+    for column, name in enumerate(names):
+        table[:, column] = (
+            _dormant_fraction_rows(spectra, dormant_tau)
             if name == "dormant_fraction"
-            else rows[name](scaled, ok).tolist()
+            else rows[name](scaled, ok)
         )
-        for name in names
-    }
-    return [{name: float(columns[name][i]) for name in names} for i in range(len(spectra))]
+    return table
 
 
 class AllMetrics(NamedTuple):

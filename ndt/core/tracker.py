@@ -39,7 +39,7 @@ from ndt.core.estimators import (
     DEFAULT_METRICS,
     Definitions,
     check_definitions,
-    compute_metrics_many,
+    metrics_table,
     validate_metrics,
 )
 from ndt.core.hooks import ActivationCapture, default_layer_names, resolve_modules
@@ -162,10 +162,12 @@ class HighFrequencyTracker:
         default = weights.device if weights is not None else torch.device("cpu")
         self.device = torch.device(device) if device is not None else default
         self._rows: dict[str, list[tuple[float, ...]]] = {name: [] for name in names}
+        # `metrics_history`'s records, made from the rows when it is read.
         self._history: dict[str, list[DimensionalityMetrics]] = {n: [] for n in names}
         # Sampled steps not measured yet: (step, (step, loss, grad_norm), key -> output).
         self._pending: list[tuple[int, tuple[float, float, float], dict[str, torch.Tensor]]] = []
         self._pending_bytes = 0
+        self._small: dict[tuple[str, torch.Size, torch.device], bool] = {}  # by output shape
         self.jump_detector = (
             JumpDetector(window_size=jump_window_size, z_threshold=jump_z_threshold)
             if enable_jump_detection
@@ -237,7 +239,14 @@ class HighFrequencyTracker:
     def metrics_history(self) -> dict[str, list[DimensionalityMetrics]]:
         """Layer -> one `DimensionalityMetrics` per recorded step."""
         self.flush()
+        for name, rows in self._rows.items():
+            history = self._history[name]
+            history.extend(self._history_record(row) for row in rows[len(history) :])
         return self._history
+
+    def _history_record(self, row: tuple[float, ...]) -> DimensionalityMetrics:
+        values = dict(zip(self.metrics, row[len(_BASE_COLUMNS) :], strict=True))
+        return _record(int(row[0]), row[: len(_BASE_COLUMNS)], values)
 
     def _take_outputs(self, step: int) -> dict[str, torch.Tensor]:
         """The captured outputs by module key (then forgotten by the capture); a layer
@@ -257,13 +266,20 @@ class HighFrequencyTracker:
     def _can_wait(self, outputs: dict[str, torch.Tensor]) -> bool:
         """True when every output is small, on the CPU and finite (a non-finite one is
         reported at its step), so that its measurement can join the pending ones."""
+        if not outputs:
+            return True
         for name, output in outputs.items():
-            matrix = as_matrix(output, token_axis=self._token_axes[name])
-            # The sum of a matrix holding NaN or Inf is not finite (an overflowing sum only
-            # sends the step down the direct path, which checks every value).
-            if not is_small(matrix) or not bool(torch.isfinite(matrix.sum())):
+            key = (name, output.shape, output.device)
+            small = self._small.get(key)
+            if small is None:
+                matrix = as_matrix(output, token_axis=self._token_axes[name])
+                small = self._small[key] = is_small(matrix)
+            if not small:
                 return False
-        return True
+        # The sum of an output holding NaN or Inf is not finite (an overflowing sum only
+        # sends the step down the direct path, which checks every value).
+        sums = torch.stack([output.sum(dtype=torch.float32) for output in outputs.values()])
+        return bool(torch.isfinite(sums).all())
 
     def flush(self) -> None:
         """Measure the sampled steps still pending (the results accessors call it)."""
@@ -354,14 +370,18 @@ class HighFrequencyTracker:
         """
         if self._closed:
             return
-        consecutive = self._last_step is not None and int(step) == self._last_step + 1
-        self._last_step = int(step)
-        if self._adaptive_hooks and consecutive and not self.should_log(int(step) + 1):
-            if self.activation_capture.hooks:  # already off on most steps
-                self.activation_capture.pause()
-            self.activation_capture.clear_activations()  # never measured later as stale
+        # This runs after every training step: kept to a few attribute reads.
+        step = int(step)
+        last, self._last_step = self._last_step, step
+        capture = self.activation_capture
+        next_unsampled = (step + 1) % self.sampling_frequency != 0
+        if self._adaptive_hooks and last is not None and step == last + 1 and next_unsampled:
+            if capture.hooks:  # already off on most steps
+                capture.pause()
+            if capture.activations:  # never measured later as stale
+                capture.activations.clear()
         else:
-            self.activation_capture.resume()
+            capture.resume()
 
     def _missed(self, step: int) -> None:
         """A measured step whose forward ran with the hooks off (`log` skipped steps, or
@@ -420,12 +440,11 @@ class HighFrequencyTracker:
                     )
                 else:
                     kept.append((step, base, display, spectrum))
-        rows = compute_metrics_many(
+        table = metrics_table(
             [spectrum for *_, spectrum in kept], self.metrics, definitions=self.definitions
         )
-        for (step, base, display, _), values in zip(kept, rows, strict=True):
-            self._rows[display].append(base + tuple(values.values()))
-            self._history[display].append(_record(step, base, values))
+        for (_, base, display, _), values in zip(kept, table.tolist(), strict=True):
+            self._rows[display].append(base + tuple(values))
 
     def get_results(self, layer_name: str | None = None) -> dict[str, pd.DataFrame] | pd.DataFrame:
         """The curves: layer -> DataFrame with one row per recorded step and the columns
