@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ndt.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -76,7 +77,4 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ndt' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _EXPORTS)

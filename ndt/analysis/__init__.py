@@ -8,8 +8,9 @@ analyses' defaults, for `ndt compare --help`) loads without numpy, torch or scik
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ndt.lazy import lazy_names
 
 _EXPORTS = {
     "ActivationAnalyzer": "ndt.analysis.activation_analysis",
@@ -138,7 +139,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from ndt.analysis.similarity import linear_cka
 
 
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ndt.analysis' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _EXPORTS)

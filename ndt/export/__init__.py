@@ -7,7 +7,7 @@ results file (`ndt export`) is `ndt.io.export`'s.
 
 from __future__ import annotations
 
-import importlib
+from ndt.lazy import lazy_names
 
 _FACE = {
     "export_to_hdf5": "ndt.export.hdf5",
@@ -23,7 +23,4 @@ _FACE = {
 __all__ = sorted(_FACE)
 
 
-def __getattr__(name: str) -> object:
-    if name in _FACE:
-        return getattr(importlib.import_module(_FACE[name]), name)
-    raise AttributeError(f"module 'ndt.io.export' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _FACE)

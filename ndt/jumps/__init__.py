@@ -6,8 +6,9 @@ names and defaults, for `ndt jumps --help`) loads without numpy, scipy or pandas
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ndt.lazy import lazy_names
 
 _EXPORTS = {
     "AgreementDetector": "ndt.jumps.agreement",
@@ -52,7 +53,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from ndt.jumps.zscore import ZScoreDetector
 
 
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ndt.jumps' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _EXPORTS)

@@ -16,8 +16,9 @@ Every name here is imported on first use, so that `ndt.visualization.plot_defaul
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ndt.lazy import lazy_names
 
 _EXPORTS = {
     "plot_metric_grid": "ndt.visualization.curves",
@@ -63,7 +64,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from ndt.visualization.results_figures import plot_results
 
 
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ndt.visualization' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _EXPORTS)
