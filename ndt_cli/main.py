@@ -15,11 +15,13 @@ from __future__ import annotations
 import sys
 
 try:  # Ctrl-C while the command starts: one line, no traceback.
+    import contextlib
     import functools
     import importlib
     import logging
     import os
-    from collections.abc import Callable
+    import signal
+    from collections.abc import Callable, Iterator
     from typing import Annotated
 
     import typer
@@ -33,6 +35,9 @@ except KeyboardInterrupt:  # pragma: no cover - timing dependent
     raise SystemExit(130) from None
 
 INTERRUPTED = 130
+
+# The commands that read only a results file: they never load torch.
+READS_RESULTS = frozenset({"jumps", "export", "summary", "plot"})
 
 # name -> (module, function), in the order of `ndt --help`: the pipeline first.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -193,6 +198,34 @@ def _interrupt_again(unraisable: object) -> None:
     sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold a Ctrl-C until the block is done, then raise it."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):  # Ctrl-C ignored (nohup, a background job)
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _load_libraries(command: str) -> None:
+    """Import the numerical libraries a command runs on, with Ctrl-C held meanwhile: torch's
+    start-up imports numpy and clears whatever error that raises, a Ctrl-C included, which
+    left a half-imported numpy behind and ended in a misleading error later (found by the
+    Ctrl-C trials). Held, the Ctrl-C lands once the imports are done (a second or two)."""
+    with _ctrl_c_held():
+        importlib.import_module("numpy")
+        if command not in READS_RESULTS:
+            importlib.import_module("torch")
+
+
 def main() -> None:
     """Console-script entry point: loads only the command asked for, when one is."""
     sys.unraisablehook = _interrupt_again
@@ -204,6 +237,8 @@ def main() -> None:
             return
         # Importing a command (torch) takes most of the first second: it is in here.
         if asked in COMMANDS:
+            if not {"--help", "-h"} & set(sys.argv[1:]):
+                _load_libraries(asked)
             build_app([asked])()
         elif asked is None:
             build_app(summaries_only=True)()  # `ndt`, `ndt --help`: the list of commands
@@ -219,3 +254,7 @@ def main() -> None:
         if exc.code == INTERRUPTED:
             _say_interrupted()
         raise
+
+
+if __name__ == "__main__":  # python -m ndt_cli.main
+    main()

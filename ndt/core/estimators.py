@@ -211,19 +211,19 @@ def _dormant_fraction_rows(spectra: Sequence[Spectrum], tau: float) -> np.ndarra
     return fractions
 
 
-METRICS: dict[str, Callable[[Spectrum], float]] = {
-    "stable_rank": _stable_rank,
-    "participation_ratio": _participation_ratio,
-    "cumulative_energy_90": _cumulative_energy_90,
-    "nuclear_norm_ratio": _nuclear_norm_ratio,
-    "effective_rank": _effective_rank,
-    "dormant_fraction": _dormant_fraction,
-}
-if tuple(METRICS) != tuple(REGISTRY):  # a metric is both: its entry and its function
+# A metric is its row function in `_ROWS` (all spectra at once, on their scaled eigenvalues)
+# and its entry in the registry; `dormant_fraction`, a function of the unit activity, is the
+# one exception. METRICS holds each one's single-spectrum form, in the registry's order.
+_UNIT_ACTIVITY_METRICS = {"dormant_fraction": _dormant_fraction}
+if set(_ROWS) | set(_UNIT_ACTIVITY_METRICS) != set(REGISTRY):
     raise ImportError(
-        f"ndt.core.estimators.METRICS {tuple(METRICS)} and ndt.core.metrics.REGISTRY "
-        f"{tuple(REGISTRY)} must list the same metrics in the same order"
+        f"ndt.core.estimators._ROWS {sorted(_ROWS)} (with {sorted(_UNIT_ACTIVITY_METRICS)}) "
+        f"and ndt.core.metrics.REGISTRY {sorted(REGISTRY)} must list the same metrics"
     )
+METRICS: dict[str, Callable[[Spectrum], float]] = {
+    name: _UNIT_ACTIVITY_METRICS[name] if name in _UNIT_ACTIVITY_METRICS else _one(_ROWS[name])
+    for name in REGISTRY
+}
 
 
 def validate_metrics(names: Iterable[str]) -> tuple[str, ...]:

@@ -51,6 +51,14 @@ def test_module_entry_point_matches_script():
     assert result.stdout.strip() == f"ndt {ndt.__version__}"
 
 
+@pytest.mark.parametrize("module", ["ndt_cli", "ndt_cli.main"])
+def test_python_dash_m_runs_the_command(module):
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip() == f"ndt {ndt.__version__}"
+
+
 @pytest.mark.parametrize("command", ["jumps", "export", "summary", "plot"])
 def test_commands_that_read_results_do_not_import_torch(command):
     code = (
@@ -64,3 +72,19 @@ def test_commands_that_read_results_do_not_import_torch(command):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+
+def test_ctrl_c_during_the_library_imports_lands_after_them():
+    """A Ctrl-C while numpy and torch load is held until they are in (torch's start-up
+    clears errors raised while it imports numpy, a Ctrl-C included), then raised."""
+    import os
+    import signal
+
+    from ndt_cli.main import _ctrl_c_held
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt), _ctrl_c_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        finished.append(True)  # the block goes on to its end
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -4,6 +4,7 @@ the packages below it, the library never imports the CLI, typer and rich stay in
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,11 @@ def test_no_module_name_is_used_for_two_ideas() -> None:
     """A module's file name appears once in the library (``report`` twice was issue 15)."""
     names = [p.stem for p in _modules("ndt") if p.stem != "__init__"]
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
+def test_files_named_by_architecture_md_exist() -> None:
+    """'Where a new ... goes' sends a newcomer to files: each one it names exists."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:ndt|ndt_cli|tests|fixtures|docs)/[\w/.-]+\.(?:py|md))`", text))
+    assert len(named) > 20
+    assert sorted(p for p in named if not (ROOT / p).exists()) == []
