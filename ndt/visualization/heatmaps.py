@@ -102,7 +102,7 @@ def plot_layer_heatmap(
     return _finish(fig, save)
 
 
-def plot_correlation_heatmap(
+def plot_metric_correlations(
     df: CurveData,
     metrics: Sequence[str] | None = None,
     *,

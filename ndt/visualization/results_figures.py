@@ -14,7 +14,7 @@ from ndt.io.store import read_results
 from ndt.visualization._data import check_metrics, layer_order, run_name
 from ndt.visualization._style import SAVE_FORMATS
 from ndt.visualization.curves import plot_metric_curves, plot_metric_grid
-from ndt.visualization.heatmaps import plot_correlation_heatmap, plot_layer_heatmap
+from ndt.visualization.heatmaps import plot_layer_heatmap, plot_metric_correlations
 from ndt.visualization.page import write_html_report
 from ndt.visualization.plot_defaults import DEFAULT_OUT_DIR
 
@@ -139,6 +139,6 @@ def plot_results(
     written.append(target)
     if len(metrics) >= 2:
         target = folder / "correlation.png"
-        plot_correlation_heatmap(frame, metrics, run_name=run, save=target)
+        plot_metric_correlations(frame, metrics, run_name=run, save=target)
         written.append(target)
     return written

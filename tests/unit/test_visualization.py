@@ -18,7 +18,7 @@ from ndt.visualization import plot_layer_heatmap, plot_metric_grid
 from ndt.visualization._data import run_name, tidy_frame, use_log_x
 from ndt.visualization._style import save_figure
 from ndt.visualization.curves import plot_jump_curves, plot_metric_curves, plot_phase_curves
-from ndt.visualization.heatmaps import plot_correlation_heatmap
+from ndt.visualization.heatmaps import plot_metric_correlations
 
 LAYERS = ["embed", "blocks.0.mlp", "blocks.1.mlp", "head"]  # model order, not sorted
 STEPS = np.arange(0, 400, 20)
@@ -182,7 +182,7 @@ def test_layer_heatmap_image_is_the_metric_matrix(res):
 
 
 def test_correlation_heatmap_matches_numpy(res):
-    fig = plot_correlation_heatmap(res.to_frame())
+    fig = plot_metric_correlations(res.to_frame())
     image = fig.axes[0].get_images()[0].get_array()
     columns = np.stack([res.metrics[m].ravel() for m in res.metrics])
     np.testing.assert_allclose(image, np.corrcoef(columns), atol=1e-12)
@@ -190,7 +190,7 @@ def test_correlation_heatmap_matches_numpy(res):
 
 def test_constant_metric_correlation_is_not_available(res):
     frame = res.to_frame().assign(nuclear_norm_ratio=1.0)
-    fig = plot_correlation_heatmap(frame)
+    fig = plot_metric_correlations(frame)
     assert "n/a" in [t.get_text() for t in fig.axes[0].texts]
 
 
@@ -273,8 +273,9 @@ def test_run_name_prefers_the_checkpoint_folder():
 
 def test_multi_layer_figures_do_not_share_the_reference_apis_names():
     import ndt.visualization as visualization
-    from ndt.visualization import curves
+    from ndt.visualization import curves, heatmaps
 
-    for name in ("plot_single_metric", "plot_phases", "plot_jumps"):
-        assert not hasattr(curves, name)
+    for module, name in [(curves, "plot_single_metric"), (curves, "plot_phases"),
+                         (curves, "plot_jumps"), (heatmaps, "plot_correlation_heatmap")]:  # fmt: skip
+        assert not hasattr(module, name)
         assert getattr(visualization, name).__module__ == "ndt.visualization.plots"
