@@ -297,7 +297,7 @@ def _stacked_spectra(
     """The spectra of several CPU matrices of one shape (n, d), in batched operations."""
     stack = torch.stack(list(matrices.values())).to(torch.float64)  # a copy: callers' intact
     n_rows, n_cols = int(stack.shape[1]), int(stack.shape[2])
-    activity = (torch.linalg.vector_norm(stack, ord=1, dim=1) / n_rows).numpy()
+    activity = (stack.abs().sum(dim=1) / n_rows).numpy()  # (vector_norm(ord=1): 8x slower)
     if center:
         stack -= stack.sum(dim=1, keepdim=True) / n_rows
     tall = n_cols <= n_rows

@@ -25,6 +25,7 @@ lists each choice.
 from __future__ import annotations
 
 import logging
+import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -278,8 +279,7 @@ class HighFrequencyTracker:
                 return False
         # The sum of an output holding NaN or Inf is not finite (an overflowing sum only
         # sends the step down the direct path, which checks every value).
-        sums = torch.stack([output.sum(dtype=torch.float32) for output in outputs.values()])
-        return bool(torch.isfinite(sums).all())
+        return math.isfinite(sum(output.sum().item() for output in outputs.values()))
 
     def flush(self) -> None:
         """Measure the sampled steps still pending (the results accessors call it)."""
