@@ -295,17 +295,28 @@ def _stacked_spectra(
     matrices: dict[Hashable, torch.Tensor], center: bool
 ) -> dict[Hashable, Spectrum]:
     """The spectra of several CPU matrices of one shape (n, d), in batched operations."""
-    stack = torch.stack(list(matrices.values())).to(torch.float64)  # a copy: callers' intact
-    n_rows, n_cols = int(stack.shape[1]), int(stack.shape[2])
-    activity = (stack.abs().sum(dim=1) / n_rows).numpy()  # (vector_norm(ord=1): 8x slower)
+    members = list(matrices.values())
+    n_rows, n_cols = (int(size) for size in members[0].shape)
+    # One float64 copy (callers' tensors stay intact), written by the stack itself.
+    stack = torch.stack(
+        members, out=torch.empty((len(members), n_rows, n_cols), dtype=torch.float64)
+    )
     if center:
-        stack -= stack.sum(dim=1, keepdim=True) / n_rows
+        mean = stack.sum(dim=1, keepdim=True) / n_rows
+        stack -= mean
     tall = n_cols <= n_rows
     grams = stack.transpose(1, 2) @ stack if tall else stack @ stack.transpose(1, 2)
     side = int(grams.shape[1])
     # A NaN or infinite entry makes its matrix's sum non-finite: one reduction, no mask.
     finite = torch.isfinite(grams.sum(dim=(1, 2)))
     all_finite = bool(finite.all())
+    # The unit activity, mean |a|, in place on the copy: no temporary the size of the stack
+    # (allocating one on every measurement cost the tracker more than the sum itself).
+    if not all_finite:  # inf - inf: take the values again
+        stack = torch.stack(members).to(torch.float64)
+    elif center:
+        stack += mean  # the values again, to round-off far below the mean of |a|
+    activity = (stack.abs_().sum(dim=1) / n_rows).numpy()
     if not all_finite:
         grams[~finite] = 0.0
     values = torch.linalg.eigvalsh(grams).numpy()[:, ::-1]
