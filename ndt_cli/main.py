@@ -36,8 +36,9 @@ except KeyboardInterrupt:  # pragma: no cover - timing dependent
 
 INTERRUPTED = 130
 
-# The commands that read only a results file: they never load torch.
-READS_RESULTS = frozenset({"jumps", "export", "summary", "plot"})
+# The commands that build or load a model, and so load torch; the others (results files,
+# synthetic runs) never do.
+LOADS_TORCH = frozenset({"track", "compare", "layers", "probe", "trust"})
 
 # name -> (module, function), in the order of `ndt --help`: the pipeline first.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -222,7 +223,7 @@ def _load_libraries(command: str) -> None:
     Ctrl-C trials). Held, the Ctrl-C lands once the imports are done (a second or two)."""
     with _ctrl_c_held():
         importlib.import_module("numpy")
-        if command not in READS_RESULTS:
+        if command in LOADS_TORCH:
             importlib.import_module("torch")
 
 

@@ -88,3 +88,33 @@ def test_ctrl_c_during_the_library_imports_lands_after_them():
         finished.append(True)  # the block goes on to its end
     assert finished == [True]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# Each command without a model -> the library module its body calls.
+WITHOUT_A_MODEL = {
+    "jumps": "ndt.jumps.table", "export": "ndt.io.export", "summary": "ndt.jumps.summary",
+    "plot": "ndt.visualization.results_figures", "merge": "ndt.io.merge",
+    "validate-detector": "ndt.jumps.validation",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", list(WITHOUT_A_MODEL))
+def test_commands_without_a_model_never_load_torch(command):
+    """Neither the held imports of `main` nor the command's library load torch: a command
+    that reads results files or makes synthetic runs starts without its second of import."""
+    from ndt_cli.main import COMMANDS, LOADS_TORCH
+
+    assert command not in LOADS_TORCH
+    assert set(COMMANDS) == LOADS_TORCH | set(WITHOUT_A_MODEL)
+    code = (
+        "import sys, importlib\n"
+        "from ndt_cli.main import _load_libraries\n"
+        f"_load_libraries({command!r})\n"
+        f"importlib.import_module({COMMANDS[command][0]!r})\n"
+        f"importlib.import_module({WITHOUT_A_MODEL[command]!r})\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
