@@ -1,16 +1,17 @@
-"""ndt's own work per checkpoint against the forward pass, on a GPT-2 of GPT-2-small's shape.
+"""ndt's own work per checkpoint against the forward pass, on GPT-2-small's shape.
 
 Issue 12's aim: on a model of GPT-2-small size, ndt's own work per checkpoint (loading aside)
 is at most 20 % of the forward pass. The model is transformers' ``GPT2LMHeadModel`` built
-from a config (12 layers, n_embd 768, 12 heads; vocabulary 8,192 by default, 50,257 with
-``--vocab 50257``), seeded random weights, float32, as ``ndt track`` builds an HF run's
+from GPT-2-small's config (12 layers, n_embd 768, 12 heads, vocabulary 50,257; ``--vocab``
+for a smaller one), seeded random weights, float32, as ``ndt track`` builds an HF run's
 model; the probe is random token ids (16 sequences x 64 tokens by default). Nothing is
 downloaded, and nothing is written to disk but ``--track``'s temporary checkpoints.
 
-Each configuration (``default``: the handler's default layers, the 12 blocks and
-``lm_head``, every token a row; ``blocks``: ``transformer.h.*``, every token; ``default-last``:
-the default layers with ``--tokens last``) is measured `--repeat` times, interleaved with a
-bare forward pass, all on one thread (``--threads``):
+Each configuration (``default``: the handler's default layers, the 12 blocks, every token a
+row; ``with-head``: ``--layers @blocks --layers lm_head``, the vocabulary head that the
+default leaves out added; ``default-last``: the default layers with ``--tokens last``) is
+measured `--repeat` times, interleaved with a bare forward pass, all on one thread
+(``--threads``):
 
 - ``forward``: the probe through the model with no hooks, as `ndt track` runs it;
 - ``own``: ndt's work, timed where it happens, serially (no worker threads): the forward
@@ -30,7 +31,7 @@ what the overlap leaves on the critical path: (wall - load - write) / K - forwar
 The machine's load average is printed with the figures (a shared machine makes every time
 noisy).
 
-    python benchmarks/bench_hf_overhead.py [--repeat 5] [--vocab 8192] [--json out.json]
+    python benchmarks/bench_hf_overhead.py [--repeat 5] [--vocab 50257] [--json out.json]
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 CONFIGS = {
-    "default": ([], "all"),  # the handler's default layers, every token a row
-    "blocks": (["transformer.h.*"], "all"),  # the 12 blocks without lm_head, every token
+    "default": ([], "all"),  # the handler's default layers (the 12 blocks), every token a row
+    "with-head": (["@blocks", "lm_head"], "all"),  # and the vocabulary head, every token
     "default-last": ([], "last"),  # the default layers, --tokens last
 }
 
@@ -139,7 +140,7 @@ def run_track(model: torch.nn.Module, probe: object, args: argparse.Namespace, r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--vocab", type=int, default=8192)
+    parser.add_argument("--vocab", type=int, default=50257)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ndt_cli._options import TrustCode
-from ndt_cli._output import out, print_json
+from ndt_cli._output import err, out, print_json
 
 
 def layers(
@@ -66,6 +66,7 @@ def layers(
                 "architecture": listing.architecture,
                 "checkpoint": listing.checkpoint,
                 "layers": [asdict(info) for info in shown],
+                "notes": list(listing.notices),
             }
         )
         return
@@ -80,3 +81,5 @@ def layers(
     for info in shown:
         table.add_row(info.name, info.kind, str(info.n_parameters), "yes" if info.tracked else "")
     out.print(table)
+    for notice in listing.notices:
+        err.print(f"Note: {notice}", soft_wrap=True, markup=False)

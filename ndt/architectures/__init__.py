@@ -19,7 +19,9 @@ from ndt.architectures.registry import detect_architecture, get_handler, get_lay
 from ndt.architectures.transformer import (
     TransformerHandler,
     ViTHandler,
+    final_head,
     is_attention,
+    is_wide_head,
     transformer_layer_names,
 )
 from ndt.core.layer_globs import match_layers
@@ -32,6 +34,7 @@ __all__ = [
     "TransformerHandler",
     "ViTHandler",
     "detect_architecture",
+    "default_layers_notices",
     "detect_family",
     "get_handler",
     "get_layers_for_model",
@@ -61,6 +64,21 @@ def default_layer_names(model: nn.Module) -> list[str]:
     if family in ("transformer", "vit"):
         return transformer_layer_names(model)
     return [name for name, _ in model.named_children()]
+
+
+def default_layers_notices(model: nn.Module) -> tuple[str, ...]:
+    """What `default_layer_names` leaves out that a user may expect: a head wider than its
+    input (a language model's vocabulary head), named so that it can be asked for."""
+    if detect_family(model) not in ("transformer", "vit"):
+        return ()
+    head = final_head(model)
+    if head is None or not is_wide_head(head[1]):
+        return ()
+    name, module = head
+    return (
+        f"{name} ({module.in_features} -> {module.out_features}, wider than its input) is not "
+        f"tracked by default; add it with --layers @blocks --layers {name}",
+    )
 
 
 #: ``--layers`` presets: ``@blocks`` the handler's default (each transformer block, or the

@@ -33,14 +33,31 @@ def block_names(model: nn.Module) -> list[str]:
     return [n for n in names if not any(o.startswith(n + ".") for o in names)]
 
 
-def transformer_layer_names(model: nn.Module) -> list[str]:
-    """``ndt track``'s default: each block's output and, when the model ends in a Linear
-    head outside the blocks, the head."""
+def final_head(model: nn.Module) -> tuple[str, nn.Linear] | None:
+    """The model's last Linear layer when it lies outside the blocks (its head), else None."""
     blocks = block_names(model)
-    head = [n for n, m in leaf_modules(model) if isinstance(m, nn.Linear)]
-    if head and not any(head[-1].startswith(b + ".") for b in blocks):
-        return blocks + [head[-1]]
-    return blocks
+    linears = [(n, m) for n, m in leaf_modules(model) if isinstance(m, nn.Linear)]
+    if linears and not any(linears[-1][0].startswith(b + ".") for b in blocks):
+        return linears[-1]
+    return None
+
+
+def is_wide_head(head: nn.Linear) -> bool:
+    """A head wider than its input, such as a language model's vocabulary head.
+
+    Its outputs have rank at most its input width, and their spectrum costs an n x n Gram
+    over the whole width (n^2 x 50,257 multiply-adds per checkpoint for GPT-2), more than
+    all the blocks together; ``ndt track`` leaves it out unless it is named."""
+    return head.out_features > head.in_features
+
+
+def transformer_layer_names(model: nn.Module) -> list[str]:
+    """``ndt track``'s default: each block's output and the head (a Linear layer after the
+    blocks) unless it is wider than its input (`is_wide_head`)."""
+    head = final_head(model)
+    if head is not None and not is_wide_head(head[1]):
+        return block_names(model) + [head[0]]
+    return block_names(model)
 
 
 def _attention(model: nn.Module) -> list[nn.Module]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ndt.architectures import detect_family, select_layers
+from ndt.architectures import default_layers_notices, detect_family, select_layers
 from ndt.errors import ModelSpecError
 from ndt.io.checkpoints import Checkpoint, read_state_dict
 from ndt.io.manifest import MANIFEST_NAME, ModelSpec, read_manifest
@@ -35,6 +35,7 @@ class LayerListing:
     architecture: str
     layers: list[LayerInfo]
     checkpoint: str | None
+    notices: tuple[str, ...] = ()
 
 
 def list_layers(
@@ -76,9 +77,8 @@ def list_layers(
     if checkpoint is not None:
         path = Path(checkpoint)
         apply_weights(model, read_state_dict(Checkpoint(0, path, (path,))), path.name)
-    chosen = set(
-        select_layers(model, list(patterns or (manifest.layers if manifest else ())) or None)
-    )
+    patterns = list(patterns or (manifest.layers if manifest else ()))
+    chosen = set(select_layers(model, patterns or None))
     modules = [
         LayerInfo(
             name=name,
@@ -91,5 +91,9 @@ def list_layers(
         if name
     ]
     return LayerListing(
-        spec, detect_family(model), modules, str(checkpoint) if checkpoint else None
+        spec,
+        detect_family(model),
+        modules,
+        str(checkpoint) if checkpoint else None,
+        () if patterns else default_layers_notices(model),
     )

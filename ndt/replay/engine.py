@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ndt.architectures import select_layers
+from ndt.architectures import default_layers_notices, select_layers
 from ndt.core.hooks import forward_hooks, resolve_modules
 from ndt.core.rows import HookRows, TokenRule
 from ndt.core.spectrum import Spectrum, SpectrumAccumulator
@@ -44,6 +44,7 @@ class RunSetup:
         layers: Qualified names of the layers to analyse, in model order.
         device: Where the forward passes run.
         dtype: The dtype of the forward passes (weights and float inputs are cast to it).
+        notices: What the default choice of layers left out, for the user to know.
     """
 
     model: nn.Module
@@ -52,6 +53,7 @@ class RunSetup:
     layers: list[str]
     device: torch.device
     dtype: str = "float32"
+    notices: tuple[str, ...] = ()
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -124,7 +126,8 @@ def prepare_run(
     built = build_model(spec, ckpt_dir).to(target, torch_dtype).eval()
     patterns = list(layers or (manifest.layers if manifest else ()))
     names = select_layers(built, patterns or None)
-    return RunSetup(built, spec, load_probe(probe_path), names, target, dtype)
+    notices = () if patterns else default_layers_notices(built)
+    return RunSetup(built, spec, load_probe(probe_path), names, target, dtype, notices)
 
 
 def _run_probe(

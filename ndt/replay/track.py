@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 from threadpoolctl import threadpool_limits
 
+from ndt.architectures import select_layers
 from ndt.core.estimators import DEFAULT_METRICS, Definitions, check_definitions, validate_metrics
 from ndt.core.rows import parse_tokens
 from ndt.errors import CheckpointError, NdtError
 from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, read_state_dict
-from ndt.io.manifest import ModelSpec
+from ndt.io.manifest import ModelSpec, read_manifest
 from ndt.io.store import Provenance, Results, read_provenance
 from ndt.models.loading import apply_weights
 from ndt.replay.distributed import Outcome, replay_run
@@ -154,15 +155,22 @@ def track(
     check_definitions(definitions)
     center = (definitions == "ndt") if center is None else center
     tokens = parse_tokens(tokens).describe()
+    recorded_layers = None if layers else _recorded_layers(Path(out), ckpt_dir, overwrite)
     setup = prepare_run(
         ckpt_dir,
         model=model,
         probe=probe,
-        layers=layers,
+        layers=layers or recorded_layers,
         device=device,
         trust_code=trust_code,
         dtype=dtype,
     )
+    notices.extend(setup.notices)
+    if recorded_layers and list(recorded_layers) != select_layers(setup.model):
+        notices.append(
+            f"{out} records the layers {', '.join(recorded_layers)}; tracking those, not "
+            "this version's default (pass --overwrite for the default, or --out another file)"
+        )
     plan = plan_checkpoints(
         ckpt_dir,
         probe=setup.probe.path,
@@ -365,6 +373,22 @@ def _default_metrics(out: Path, overwrite: bool, notices: list[str]) -> tuple[st
             f"{', '.join(missing)} (pass --overwrite for every metric, or --out another file)"
         )
     return metrics
+
+
+def _recorded_layers(out: Path, ckpt_dir: str | Path, overwrite: bool) -> tuple[str, ...] | None:
+    """The layers of a run that named none, when it extends `out`: those `out` records, so
+    that a default changed since (a vocabulary head left out) does not refuse the file. The
+    folder's ndt.toml naming layers keeps them its choice."""
+    if overwrite or not out.exists():
+        return None
+    manifest = read_manifest(ckpt_dir)
+    if manifest is not None and manifest.layers:
+        return None
+    try:
+        recorded = read_provenance(out)
+    except NdtError:  # not a readable results file: RunTable.start says why
+        return None
+    return tuple(recorded.layers) if recorded is not None and recorded.layers else None
 
 
 def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:

@@ -28,6 +28,8 @@ FIXTURE = Path(__file__).parents[2] / "fixtures" / "hf-gpt2"
 RUN = FIXTURE / "run"
 PROBE = FIXTURE / "probe.safetensors"
 LAYERS = ["transformer.h.0", "transformer.h.1", "lm_head"]
+BLOCKS = LAYERS[:2]  # the default: lm_head (16 -> 17, wider than its input) is left out
+WITH_HEAD = ("--layers", "@blocks", "--layers", "lm_head")
 STEPS = [50, 100, 150, 200, 250, 300]
 
 
@@ -90,7 +92,7 @@ def assert_matches(
 
 def test_trainer_run_needs_no_model(ndt, tmp_path):
     out = tmp_path / "r.h5"
-    result = ndt("track", RUN, "--probe", PROBE, "--out", out)
+    result = ndt("track", RUN, "--probe", PROBE, "--out", out, *WITH_HEAD)
     assert result.exit_code == 0, result.output
     assert f"{out}: 6 checkpoints x 3 layers (6 computed, 0 already there)" in result.stdout
     # trainer.save_model()'s final copy at the root has no step of its own: skipped.
@@ -99,6 +101,42 @@ def test_trainer_run_needs_no_model(ndt, tmp_path):
     assert results.layers == LAYERS
     assert results.provenance.model == "hf" and results.provenance.dtype == "float32"
     assert_matches(results, {s: RUN / f"checkpoint-{s}" for s in STEPS})
+
+
+def test_default_layers_leave_the_vocabulary_head_out_and_say_so(ndt, tmp_path):
+    out = tmp_path / "r.h5"
+    result = ndt("track", RUN, "--probe", PROBE, "--out", out, "--steps", "300")
+    assert result.exit_code == 0, result.output
+    assert read_results(out).layers == BLOCKS
+    config = json.loads((RUN / "config.json").read_text())
+    width = f"{config['n_embd']} -> {config['vocab_size']}"
+    assert (
+        f"Note: lm_head ({width}, wider than its input) is not tracked by default; add it "
+        "with --layers @blocks --layers lm_head" in " ".join(result.stderr.split())
+    )
+    # Naming layers says nothing about the head.
+    named = ndt("track", RUN, "--probe", PROBE, "--out", tmp_path / "b.h5", "--steps", "300",
+                "--layers", "@blocks")  # fmt: skip
+    assert named.exit_code == 0, named.output
+    assert "lm_head" not in named.stderr
+
+
+def test_extending_a_file_keeps_its_recorded_layers(ndt, tmp_path):
+    """A file tracked with the head (as the default was before 0.2) is extended, not refused,
+    by a run that names no layers."""
+    out = tmp_path / "r.h5"
+    first = ndt("track", RUN, "--probe", PROBE, "--out", out, "--quiet", "--steps", "250",
+                *WITH_HEAD)  # fmt: skip
+    assert first.exit_code == 0, first.output
+    again = ndt("track", RUN, "--probe", PROBE, "--out", out, "--quiet", "--steps", "250:300")
+    assert again.exit_code == 0, again.output
+    results = read_results(out)
+    assert results.layers == LAYERS and results.steps.tolist() == [250, 300]
+    assert (
+        f"{out} records the layers transformer.h.0, transformer.h.1, lm_head; tracking "
+        "those" in " ".join(again.stderr.split())
+    )
+    assert_matches(results, {s: RUN / f"checkpoint-{s}" for s in (250, 300)})
 
 
 def test_probe_has_padding_that_no_row_takes():
@@ -227,7 +265,9 @@ def test_layers_and_compare_need_no_model(ndt, tmp_path):
     listed = ndt("layers", RUN, "--ckpt", RUN / "checkpoint-50" / "model.safetensors", "--json")
     assert listed.exit_code == 0, listed.output
     listing = json.loads(listed.stdout)
-    assert listing["model"] == "hf {}" and [r["name"] for r in listing["layers"]] == LAYERS
+    tracked = [r["name"] for r in listing["layers"] if r["tracked"]]
+    assert listing["model"] == "hf {}" and tracked == BLOCKS
+    assert listing["notes"][0].startswith("lm_head (16 -> 17, wider than its input)")
     out = tmp_path / "r.h5"
     ndt("track", RUN, "--probe", PROBE, "--out", out, "--quiet")
     written = tmp_path / "compare.json"
@@ -235,10 +275,10 @@ def test_layers_and_compare_need_no_model(ndt, tmp_path):
     assert compared.exit_code == 0, compared.output
     report = json.loads(written.read_text())
     assert report["model"] == "hf {}"
-    assert sorted(layer["layer"] for layer in report["layers"]) == sorted(LAYERS)
+    assert sorted(layer["layer"] for layer in report["layers"]) == BLOCKS
     # Token rows: 104 samples x 5 positions, less the 13 padded ones.
     assert {layer["n_rows"] for layer in report["layers"]} == {104 * 5 - 13}
-    assert sorted(report["labels_per_token"]) == sorted(LAYERS)
+    assert sorted(report["labels_per_token"]) == BLOCKS
     assert "label is repeated over its tokens" in compared.stderr
     # Pooled: one row per sample, labels not repeated.
     pooled = tmp_path / "last.h5"

@@ -134,6 +134,24 @@ def test_star_stays_within_one_level():
     assert select_layers(model, ["**.fc_in"]) == ["blocks.0.mlp.fc_in", "blocks.1.mlp.fc_in"]
 
 
+def test_a_head_wider_than_its_input_is_left_out_by_default():
+    """A vocabulary head (d_model -> vocab, vocab > d_model) costs more than all the blocks
+    and has rank at most d_model: named, not default. A head as wide as its input stays."""
+    from ndt.architectures import default_layers_notices
+
+    square = build_zoo_model("transformer", vocab_size=16, d_model=16, n_heads=2)
+    assert select_layers(square) == ["blocks.0", "blocks.1", "head"]
+    assert default_layers_notices(square) == ()
+    wide = build_zoo_model("transformer", vocab_size=17, d_model=16, n_heads=2)
+    assert select_layers(wide) == ["blocks.0", "blocks.1"]
+    assert default_layers_notices(wide) == (
+        "head (16 -> 17, wider than its input) is not tracked by default; add it with "
+        "--layers @blocks --layers head",
+    )
+    assert select_layers(wide, ["@blocks", "head"]) == ["blocks.0", "blocks.1", "head"]
+    assert default_layers_notices(build_zoo_model("mlp")) == ()  # feed-forward: logits stay
+
+
 def test_layer_presets_name_blocks_attention_and_mlp_of_a_transformer():
     from ndt.models.zoo import build_zoo_model
 

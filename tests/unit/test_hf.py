@@ -61,7 +61,9 @@ def test_folder_with_config_needs_no_model(run):
     assert find_config(root) == root / "checkpoint-10" / "config.json"
     assert run_model_spec(root) == ModelSpec("hf")
     setup = prepare_run(root, probe=root / "probe.safetensors", device="cpu")
-    assert setup.layers == ["transformer.h.0", "transformer.h.1", "lm_head"]
+    # lm_head (16 -> 24) is wider than its input: left out by default, and said so.
+    assert setup.layers == ["transformer.h.0", "transformer.h.1"]
+    assert setup.notices[0].startswith("lm_head (16 -> 24, wider than its input)")
     checkpoint = discover_checkpoints(root, exclude=[root / "probe.safetensors"])[1]
     load_checkpoint(setup.model, checkpoint, setup.device)
     spectra = layer_spectra(setup.model, setup.probe, setup.layers)
@@ -139,7 +141,7 @@ def test_layers_listing_and_checkpoint_check(run, tmp_path):
     listing = list_layers(ckpt_dir=root, checkpoint=root / "checkpoint-10" / "model.safetensors")
     assert listing.spec == ModelSpec("hf")
     assert [i.name for i in listing.layers if i.tracked] == [
-        "transformer.h.0", "transformer.h.1", "lm_head",
+        "transformer.h.0", "transformer.h.1",
     ]  # fmt: skip
     state = load_file(root / "checkpoint-10" / "model.safetensors")
     state.pop("transformer.ln_f.bias")
