@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.rule import Rule
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -14,7 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _table(table: TextTable) -> Table:
-    rich_table = Table(*table.columns, title=table.title or None)
+    # Fold, never cut: two layers named transformer.h.0 and transformer.h.1 must not both
+    # shrink to "transformer.…" on an 80-column terminal.
+    columns = (Column(name, overflow="fold") for name in table.columns)
+    rich_table = Table(*columns, title=table.title or None)
     for row in table.rows:
         rich_table.add_row(*row)
     return rich_table

@@ -22,3 +22,8 @@ def fmt(value: float, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "nan"
     return f"{value:.{digits}g}"
+
+
+def count(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless n is 1: "1 checkpoint", "6 checkpoints"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -173,9 +173,10 @@ def _summary_line(report: JumpReport) -> str:
 
 
 def _transitions_table(transitions: pd.DataFrame) -> Table:
-    """One line per transition: where, how sure, how many curves moved, the strongest."""
+    """One line per transition: where, how sure, its significant curve jumps (a curve that
+    moved in two of its intervals counts twice), the strongest."""
     table = Table(title="transitions", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("#", "steps", "peak", "p", "p adj", "curves", "strongest"):
+    for column in ("#", "steps", "peak", "p", "p adj", "jumps", "strongest"):
         text = column in ("steps", "peak", "strongest")
         table.add_column(
             column, justify="left" if text else "right", no_wrap=column != "strongest",

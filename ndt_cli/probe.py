@@ -130,7 +130,8 @@ def probe(
         )
         return
     out.print(f"Wrote {path} ({written.n_samples} samples)", soft_wrap=True, markup=False)
+    width = max(8, *(len(name) for name in shapes))
     for name, info in shapes.items():
         shape = "x".join(str(side) for side in info["shape"])
-        out.print(f"  {name:<8} {shape:<12} {info['dtype']}", soft_wrap=True, markup=False)
+        out.print(f"  {name:<{width}} {shape:<12} {info['dtype']}", soft_wrap=True, markup=False)
     out.print(f"sha256 {written.sha256}", soft_wrap=True, markup=False)

@@ -15,7 +15,7 @@ from ndt.core.metrics import DEFAULT_METRICS, DEFINITIONS
 from ndt.models.precision import DTYPE_NAMES
 from ndt.replay.allocator import return_large_blocks_to_os
 from ndt_cli._options import THREADS_MAX, TrustCode, real
-from ndt_cli._output import err, fmt, out, print_json
+from ndt_cli._output import count, err, fmt, out, print_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from ndt.replay.track import CheckpointPlan, TrackReport
@@ -260,7 +260,8 @@ def _render(report: TrackReport, profile: bool) -> None:
     results = report.results
     summary = _summary(report)
     out.print(
-        f"{report.path}: {len(results.steps)} checkpoints x {len(results.layers)} layers "
+        f"{report.path}: {count(len(results.steps), 'checkpoint')} x "
+        f"{count(len(results.layers), 'layer')} "
         f"({len(report.computed)} computed, {len(report.skipped)} already there)",
         soft_wrap=True,
     )

@@ -127,6 +127,12 @@ def track(
             valid: its curves go on without the new metric, and `TrackReport.notices` says
             so), else every metric (`DEFAULT_METRICS`). Metrics other than those recorded
             are refused, like any option that differs.
+        layers: ``--layers`` globs or presets. None: the layers `out` records when the run
+            extends it and the folder's ndt.toml names none (a notice when they differ from
+            the default), else the ndt.toml's, else the architecture's default
+            (`ndt.architectures.select_layers`; a head it leaves out is a notice).
+        probe: The probe file. None: the ndt.toml's, else the one `out` records when the
+            run extends it and that file is still there.
         shard: ``(I, N)``: only the checkpoints whose position in step order (after `steps`
             and `every`) is I modulo N (`ndt.replay.shards`); `ndt merge` joins the shards' files.
         trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
@@ -155,11 +161,12 @@ def track(
     check_definitions(definitions)
     center = (definitions == "ndt") if center is None else center
     tokens = parse_tokens(tokens).describe()
-    recorded_layers = None if layers else _recorded_layers(Path(out), ckpt_dir, overwrite)
+    recorded_layers, recorded_probe = _recorded_choices(Path(out), ckpt_dir, overwrite)
+    recorded_layers = None if layers else recorded_layers
     setup = prepare_run(
         ckpt_dir,
         model=model,
-        probe=probe,
+        probe=probe or recorded_probe,
         layers=layers or recorded_layers,
         device=device,
         trust_code=trust_code,
@@ -375,20 +382,29 @@ def _default_metrics(out: Path, overwrite: bool, notices: list[str]) -> tuple[st
     return metrics
 
 
-def _recorded_layers(out: Path, ckpt_dir: str | Path, overwrite: bool) -> tuple[str, ...] | None:
-    """The layers of a run that named none, when it extends `out`: those `out` records, so
-    that a default changed since (a vocabulary head left out) does not refuse the file. The
-    folder's ndt.toml naming layers keeps them its choice."""
+def _recorded_choices(
+    out: Path, ckpt_dir: str | Path, overwrite: bool
+) -> tuple[tuple[str, ...] | None, Path | None]:
+    """The layers and the probe that a run extending `out` takes from it when it names
+    neither (nor does the folder's ndt.toml): so that extending a file needs no options
+    again, and a default changed since (a vocabulary head left out) does not refuse it. The
+    probe only while it is still a file; its checksum is checked as for any run."""
     if overwrite or not out.exists():
-        return None
-    manifest = read_manifest(ckpt_dir)
-    if manifest is not None and manifest.layers:
-        return None
+        return None, None
     try:
         recorded = read_provenance(out)
     except NdtError:  # not a readable results file: RunTable.start says why
-        return None
-    return tuple(recorded.layers) if recorded is not None and recorded.layers else None
+        return None, None
+    if recorded is None:
+        return None, None
+    manifest = read_manifest(ckpt_dir)
+    layers = tuple(recorded.layers) or None
+    probe = Path(recorded.probe_path) if recorded.probe_path else None
+    if manifest is not None and manifest.layers:
+        layers = None
+    if manifest is not None and manifest.probe or probe is not None and not probe.is_file():
+        probe = None
+    return layers, probe
 
 
 def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:

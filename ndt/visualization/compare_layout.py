@@ -114,16 +114,23 @@ def _header(record: CompareRecord) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _spans_whole_width(c: LayerRecord) -> bool:
+    """True when the compared principal subspaces are the layer's whole feature space (a
+    2-wide classifier with 10 components): their angles are 0 by construction."""
+    return c.pca.n_components >= c.n_features
+
+
 def _ranking(record: CompareRecord) -> TextTable:
     rows = []
     for rank, c in enumerate(record.layers, 1):
         angles = c.pca.principal_angles_deg
+        telling = angles and not _spans_whole_width(c)
         rows.append(
             (
                 str(rank),
                 c.layer,
                 number(c.change_score),
-                number(angles[-1] if angles else None),
+                number(angles[-1] if telling else None),
                 number(c.clusters.ari_before_vs_after),
                 f"{number(c.neurons.n_dead_before)} → {number(c.neurons.n_dead_after)}",
             )
@@ -169,9 +176,15 @@ def _layer_lines(c: LayerRecord) -> tuple[str, ...]:
         f"{number(n.n_became_dead)} became dead, {number(n.n_became_alive)} became alive; "
         f"|Δ mean| {number(n.mean_abs_delta_mean)} on average, {number(n.max_abs_delta_mean)} "
         "at most",
-        f"PCA of {number(p.n_components)} components: subspace overlap "
-        f"{number(p.subspace_overlap)} (mean squared cosine of the principal angles); "
-        f"centroid distance {number(p.centroid_distance)} (in units of the within-step spread)",
+        (
+            f"PCA of {number(p.n_components)} components, the layer's whole width: the "
+            f"principal angles are 0 (up to rounding) and the subspace overlap "
+            f"{number(p.subspace_overlap)} by construction, so they say nothing here; "
+            if _spans_whole_width(c)
+            else f"PCA of {number(p.n_components)} components: subspace overlap "
+            f"{number(p.subspace_overlap)} (mean squared cosine of the principal angles); "
+        )
+        + f"centroid distance {number(p.centroid_distance)} (in units of the within-step spread)",
         f"KMeans k={number(k.n_clusters)} (seed {number(k.seed)}) fitted to each step alone: "
         f"ARI between the two steps' partitions of the same rows "
         f"{number(k.ari_before_vs_after)}",

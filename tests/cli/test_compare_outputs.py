@@ -105,6 +105,44 @@ def test_json_terminal_and_report_show_the_same_numbers(compared, tmp_path):
     assert checked > 4 * (12 + 9 + 6 * 10 + 5 * 10 + 3 * 5 * 2 + 8)
 
 
+def test_principal_angles_of_a_layer_no_wider_than_k_are_not_ranked(compared):
+    """digits-mlp's logits are 10 wide, as many as the PCA components compared: both
+    subspaces are the whole space, so the angles are 0 by construction and not shown as a
+    finding."""
+    _, record = compared
+    layout = compare_layout(record)
+    by_layer = {row[1]: row for row in layout.ranking.rows}
+    for rank, c in enumerate(record.layers):
+        whole = c.n_features <= c.pca.n_components
+        shown = by_layer[c.layer][3]
+        lines = " ".join(layout.layers[rank].lines)
+        if whole:
+            assert max(c.pca.principal_angles_deg) < 1e-6  # the true angles: 0
+            assert shown == "n/a" and "the layer's whole width" in lines
+        else:
+            assert shown == f"{max(c.pca.principal_angles_deg):.4g}"
+            assert "whole width" not in lines
+    assert any(c.n_features <= c.pca.n_components for c in record.layers)
+    assert any(c.n_features > c.pca.n_components for c in record.layers)
+
+
+def test_narrow_terminal_folds_layer_names_instead_of_cutting_them():
+    from ndt.visualization.compare_layout import TextTable
+    from ndt_cli._compare_terminal import _table
+
+    names = ["bert.encoder.layer.0.attention.output", "bert.encoder.layer.1.attention.output"]
+    table = TextTable("ranking", ("#", "layer", "1 - CKA", "Δ stable rank"),
+                      tuple((str(i), n, "0.7383", "-1.234") for i, n in enumerate(names, 1)))  # fmt: skip
+    console = Console(file=io.StringIO(), width=40)
+    console.print(_table(table))
+    text = console.file.getvalue()
+    assert "…" not in text
+    # Read the layer column back: the second cell of each body line, joined per row.
+    cells = [line.split("│")[2].strip() for line in text.splitlines() if line.count("│") == 5]
+    joined = "".join(cells)
+    assert joined == "".join(names)
+
+
 def test_the_command_writes_the_record_of_compare_run(compared, tmp_path):
     root, record = compared
     result = CliRunner().invoke(

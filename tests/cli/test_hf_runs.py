@@ -107,6 +107,7 @@ def test_default_layers_leave_the_vocabulary_head_out_and_say_so(ndt, tmp_path):
     out = tmp_path / "r.h5"
     result = ndt("track", RUN, "--probe", PROBE, "--out", out, "--steps", "300")
     assert result.exit_code == 0, result.output
+    assert f"{out}: 1 checkpoint x 2 layers (1 computed, 0 already there)" in result.stdout
     assert read_results(out).layers == BLOCKS
     config = json.loads((RUN / "config.json").read_text())
     width = f"{config['n_embd']} -> {config['vocab_size']}"
@@ -121,14 +122,16 @@ def test_default_layers_leave_the_vocabulary_head_out_and_say_so(ndt, tmp_path):
     assert "lm_head" not in named.stderr
 
 
-def test_extending_a_file_keeps_its_recorded_layers(ndt, tmp_path):
+def test_extending_a_file_keeps_its_recorded_layers_and_probe(ndt, tmp_path):
     """A file tracked with the head (as the default was before 0.2) is extended, not refused,
-    by a run that names no layers."""
+    by a run that names no layers, and with the probe it records."""
     out = tmp_path / "r.h5"
-    first = ndt("track", RUN, "--probe", PROBE, "--out", out, "--quiet", "--steps", "250",
+    probe = tmp_path / "probe.safetensors"
+    shutil.copy(PROBE, probe)
+    first = ndt("track", RUN, "--probe", probe, "--out", out, "--quiet", "--steps", "250",
                 *WITH_HEAD)  # fmt: skip
     assert first.exit_code == 0, first.output
-    again = ndt("track", RUN, "--probe", PROBE, "--out", out, "--quiet", "--steps", "250:300")
+    again = ndt("track", RUN, "--out", out, "--quiet", "--steps", "250:300")
     assert again.exit_code == 0, again.output
     results = read_results(out)
     assert results.layers == LAYERS and results.steps.tolist() == [250, 300]
@@ -137,6 +140,10 @@ def test_extending_a_file_keeps_its_recorded_layers(ndt, tmp_path):
         "those" in " ".join(again.stderr.split())
     )
     assert_matches(results, {s: RUN / f"checkpoint-{s}" for s in (250, 300)})
+    # A recorded probe that is gone is not guessed at: the usual error names the option.
+    probe.unlink()
+    gone = ndt("track", RUN, "--out", out, "--quiet", "--steps", "150:300")
+    assert_one_error(gone, "no probe for")
 
 
 def test_probe_has_padding_that_no_row_takes():
@@ -170,6 +177,9 @@ def test_fixture_probe_is_what_ndt_probe_text_writes(ndt, tmp_path):
                  FIXTURE / "tokenizer")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "attention_mask" in result.stdout and "Wrote" in result.stdout
+    # One column per field: the shapes start at the same offset on every tensor's line.
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert len(lines) == 3 and len({line.index("104") for line in lines}) == 1
     assert written.read_bytes() == PROBE.read_bytes()
     result = ndt("probe", tmp_path / "x.safetensors", "--text", FIXTURE / "probe.tsv")
     assert_one_error(result, "--text needs --tokenizer DIR")
