@@ -294,7 +294,12 @@ def _render(report: TrackReport, profile: bool) -> None:
 
 def _render_plan(plan: CheckpointPlan, ckpt_dir: Path, as_json: bool) -> None:
     rows = [
-        {"step": c.step, "file": c.path.relative_to(ckpt_dir).as_posix(), "from": c.step_source}
+        {
+            "step": c.step,
+            "file": c.path.relative_to(ckpt_dir).as_posix(),
+            "files": len(c.files),
+            "from": c.step_source,
+        }
         for c in plan.checkpoints
     ]
     if as_json:
@@ -305,7 +310,8 @@ def _render_plan(plan: CheckpointPlan, ckpt_dir: Path, as_json: bool) -> None:
     for column in ("step", "file", "step from"):
         table.add_column(column, justify="right" if column == "step" else "left")
     for row in rows:
-        table.add_row(str(row["step"]), row["file"], row["from"])
+        shards = f" (+{row['files'] - 1} shards)" if row["files"] > 1 else ""
+        table.add_row(str(row["step"]), row["file"] + shards, row["from"])
     out.print(table)
 
 

@@ -226,15 +226,18 @@ def discover_checkpoints(
         exclude: Files to skip, such as a probe stored beside the checkpoints.
         step_scale: Steps between two saves, mapping accelerate's ``checkpoint_<i>`` save
             indices to steps (i * step_scale).
-        notes: If given, receives one line per skipped file and a warning about save indices.
+        notes: If given, receives one line per skipped file and a warning about save
+            indices, or about a `step_scale` that maps none.
 
     Returns:
         Checkpoints in increasing step order.
 
     Raises:
         CheckpointError: if the folder is missing or empty, no file has a step, a step
-            does not fit int64, two checkpoints share a step, a shard listed in an index
-            file is missing, or `steps` selects none of them. A file whose name is not
+            does not fit int64, two checkpoints share a step, every checkpoint misses a
+            shard that its index file lists (one that misses a shard among complete ones
+            is skipped with a note, and taken by the next run), or `steps` selects none
+            of them. A file whose name is not
             valid UTF-8 is skipped with a logged warning.
     """
     root = Path(directory)
@@ -262,13 +265,22 @@ def discover_checkpoints(
 
     found: list[Checkpoint] = []
     stepless: list[Path] = []
+    incomplete: list[CheckpointError] = []
     for group in _group_shards(files):
-        _check_index(group)
+        try:
+            _check_index(group)
+        except CheckpointError as exc:
+            # A save still being written, or a partial copy: the next run takes it.
+            incomplete.append(exc)
+            notes.append(f"skipped {group[0].parent.relative_to(root)}: {exc}")
+            continue
         step = _step_of(group[0], root, step_scale)
         if step is None:
             stepless.append(group[0])
         else:
             found.append(Checkpoint(step[0], group[0], group, step_source=step[1]))
+    if incomplete and not found and not stepless:
+        raise incomplete[0]
     if stepless and not found:
         raise _no_step(stepless[0], root)
     for path in stepless:
@@ -282,6 +294,13 @@ def discover_checkpoints(
             "the checkpoint_<i> folders are numbered by accelerate's save counter, so their "
             "steps are save indices, not training steps; pass --step-scale K (steps between "
             "saves) to map them"
+        )
+    if step_scale is not None and not any(
+        c.step_source.startswith("save index") for c in by_step.values()
+    ):
+        notes.append(
+            f"--step-scale {step_scale} changed nothing: it maps accelerate's checkpoint_<i> "
+            "save indices, and no checkpoint here has its step from one"
         )
 
     selected = [by_step[s] for s in sorted(by_step)]

@@ -107,8 +107,15 @@ def text_probe(
             label_tensor = torch.tensor([int(value) for value in labels], dtype=torch.int64)
         except ValueError:
             raise ProbeError(f"labels in {Path(path).name} are not integers") from None
+    if batch["input_ids"].shape[-1] == 0:
+        raise ProbeError(f"the tokenizer in {tokenizer} turned every text of {Path(path).name} "
+                         "into no tokens at all")  # fmt: skip
     extras = {MASK_KEY: batch["attention_mask"].to(torch.int64)}
     return Probe(batch["input_ids"].to(torch.int64), label_tensor, extras)
+
+
+#: Files of which a saved transformers tokenizer has at least one (or a sentencepiece *.model).
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
 
 
 def load_tokenizer(folder: str | Path) -> object:
@@ -121,6 +128,15 @@ def load_tokenizer(folder: str | Path) -> object:
     folder = Path(folder)
     if not folder.is_dir():
         raise ProbeError(f"--tokenizer {folder} is not a folder")
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES) and not any(
+        folder.glob("*.model")
+    ):
+        # transformers would build an empty tokenizer from a bare config.json, and the probe
+        # would have no tokens at all.
+        raise ProbeError(
+            f"--tokenizer {folder} holds no tokenizer files ({', '.join(_TOKENIZER_FILES)} "
+            "or a *.model); point it at the folder that tokenizer.save_pretrained() wrote"
+        )
     transformers = import_transformers()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(

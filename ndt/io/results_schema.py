@@ -52,7 +52,7 @@ _PROVENANCE_ATTRS = {
     "checkpoint_dir": "str", "model": "str", "model_kwargs": "json-object", "probe_path": "str",
     "probe_sha256": "str", "center": "bool", "dormant_tau": "float", "metrics": "json-list",
     "layers": "json-list", "ndt_version": "str", "torch_version": "str", "device": "str",
-    "command": "str", "dtype": "str", "tokens": "str", "definitions": "str",
+    "command": "str", "dtype": "str", "tokens": "str", "definitions": "str", "step_scale": "int",
 }  # fmt: skip
 
 

@@ -95,6 +95,8 @@ class Provenance:
     command: str = ""
     #: Metric definitions ("ndt" or "ndtracker"); files written before it read as "ndt".
     definitions: str = "ndt"
+    #: ``--step-scale``: steps per accelerate save index (1: steps as found).
+    step_scale: int = 1
 
     def comparable(self) -> dict[str, object]:
         """The fields two runs must share for their curves to be comparable."""
@@ -109,6 +111,7 @@ class Provenance:
             "layers": tuple(self.layers),
             "dtype": self.dtype,
             "tokens": self.tokens,
+            "step_scale": self.step_scale,
         }
 
 

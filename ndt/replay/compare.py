@@ -29,7 +29,7 @@ from ndt.analysis.compare_record import (
 from ndt.analysis.compare_settings import CompareSettings
 from ndt.analysis.layer_comparison import CHANGE_SCORE, compare_layer, rank_layers
 from ndt.core.rows import channels_first_layers
-from ndt.errors import CheckpointError, NdtError, ProbeError, ResultsFormatError
+from ndt.errors import CheckpointError, ModelSpecError, NdtError, ProbeError, ResultsFormatError
 from ndt.io.checkpoints import Checkpoint, discover_checkpoints
 from ndt.io.file_replace import write_text_atomic
 from ndt.io.json_text import to_json
@@ -134,8 +134,11 @@ def choose_steps(
     return StepChoice(steps[before_index], steps[after_index], reason)
 
 
-def locate_checkpoint(directory: Path, step: int, recorded: str | None, probe: Path) -> Checkpoint:
-    """The checkpoint of `step` in `directory`, where `track` found it.
+def locate_checkpoint(
+    directory: Path, step: int, recorded: str | None, probe: Path, step_scale: int = 1
+) -> Checkpoint:
+    """The checkpoint of `step` in `directory`, where `track` found it (the file it recorded,
+    else the one whose step, mapped by the recorded `step_scale`, is `step`).
 
     Raises:
         CheckpointError: naming where it looked and suggesting --ckpts.
@@ -147,7 +150,9 @@ def locate_checkpoint(directory: Path, step: int, recorded: str | None, probe: P
             f"checkpoint folder {directory} recorded by `ndt track` does not exist; {hint}"
         )
     try:
-        every = discover_checkpoints(directory, exclude=[probe], notes=[])
+        every = discover_checkpoints(
+            directory, exclude=[probe], notes=[], step_scale=step_scale if step_scale > 1 else None
+        )
     except CheckpointError:
         every = []
     # The file `track` recorded for the step first: its step may have been mapped
@@ -255,6 +260,12 @@ def compare_run(
     spec = model
     if spec is None:
         spec = ModelSpec(provenance.model, json.loads(provenance.model_kwargs or "{}"))
+        location = spec.target.rpartition(":")[0]
+        if location.endswith(".py") and not Path(location).is_file():
+            raise ModelSpecError(
+                f"model file {location} recorded in {path} does not exist; restore it or pass "
+                "--model FILE.py:factory"
+            )
         require_consent(
             spec, source=f"the provenance of {path}", folder=directory, trust_code=trust_code
         )
@@ -265,7 +276,7 @@ def compare_run(
     probe_path = _checked_probe(provenance, path, probe)
     files = _recorded_files(run.checkpoints)
     chosen = [
-        locate_checkpoint(directory, s, files.get(s), probe_path)
+        locate_checkpoint(directory, s, files.get(s), probe_path, provenance.step_scale)
         for s in (choice.before, choice.after)
     ]
     setup = prepare_run(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -133,6 +134,9 @@ def track(
             (`ndt.architectures.select_layers`; a head it leaves out is a notice).
         probe: The probe file. None: the ndt.toml's, else the one `out` records when the
             run extends it and that file is still there.
+        step_scale: Steps per accelerate save index (``checkpoint_<i>``). None: the scale
+            `out` records when the run extends it, else none; recorded in the provenance, and
+            another scale than the recorded one is refused like any option that differs.
         shard: ``(I, N)``: only the checkpoints whose position in step order (after `steps`
             and `every`) is I modulo N (`ndt.replay.shards`); `ndt merge` joins the shards' files.
         trust_code: Consent to run the model factory that ``ckpt_dir/ndt.toml`` names.
@@ -161,12 +165,14 @@ def track(
     check_definitions(definitions)
     center = (definitions == "ndt") if center is None else center
     tokens = parse_tokens(tokens).describe()
-    recorded_layers, recorded_probe = _recorded_choices(Path(out), ckpt_dir, overwrite)
-    recorded_layers = None if layers else recorded_layers
+    recorded = _recorded_choices(Path(out), ckpt_dir, overwrite)
+    recorded_layers = None if layers else recorded.layers
+    if step_scale is None and recorded.step_scale != 1:
+        step_scale = recorded.step_scale
     setup = prepare_run(
         ckpt_dir,
         model=model,
-        probe=probe or recorded_probe,
+        probe=probe or recorded.probe,
         layers=layers or recorded_layers,
         device=device,
         trust_code=trust_code,
@@ -188,7 +194,7 @@ def track(
     )
     checkpoints = plan.checkpoints
     provenance = _provenance(ckpt_dir, setup, metrics, center, dormant_tau, command, tokens)
-    provenance = replace(provenance, definitions=definitions)
+    provenance = replace(provenance, definitions=definitions, step_scale=step_scale or 1)
     out = Path(out)
     table = RunTable.start(out, provenance, overwrite, wait)
     report = TrackReport(path=out, results=table.results(), notes=plan.notes, notices=notices)
@@ -382,21 +388,27 @@ def _default_metrics(out: Path, overwrite: bool, notices: list[str]) -> tuple[st
     return metrics
 
 
-def _recorded_choices(
-    out: Path, ckpt_dir: str | Path, overwrite: bool
-) -> tuple[tuple[str, ...] | None, Path | None]:
-    """The layers and the probe that a run extending `out` takes from it when it names
-    neither (nor does the folder's ndt.toml): so that extending a file needs no options
+class _Recorded(NamedTuple):
+    """What a results file being extended records of the choices a run may leave unnamed."""
+
+    layers: tuple[str, ...] | None = None
+    probe: Path | None = None
+    step_scale: int = 1
+
+
+def _recorded_choices(out: Path, ckpt_dir: str | Path, overwrite: bool) -> _Recorded:
+    """The layers, probe and step scale that a run extending `out` takes from it when it
+    names none (nor does the folder's ndt.toml): so that extending a file needs no options
     again, and a default changed since (a vocabulary head left out) does not refuse it. The
     probe only while it is still a file; its checksum is checked as for any run."""
     if overwrite or not out.exists():
-        return None, None
+        return _Recorded()
     try:
         recorded = read_provenance(out)
     except NdtError:  # not a readable results file: RunTable.start says why
-        return None, None
+        return _Recorded()
     if recorded is None:
-        return None, None
+        return _Recorded()
     manifest = read_manifest(ckpt_dir)
     layers = tuple(recorded.layers) or None
     probe = Path(recorded.probe_path) if recorded.probe_path else None
@@ -404,7 +416,7 @@ def _recorded_choices(
         layers = None
     if manifest is not None and manifest.probe or probe is not None and not probe.is_file():
         probe = None
-    return layers, probe
+    return _Recorded(layers, probe, int(recorded.step_scale))
 
 
 def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:

@@ -347,6 +347,12 @@ def test_a_moved_probe_and_model_are_given_on_the_command_line(run, tmp_path):
     )
     write_results(copy, results)
     kwargs = json.dumps(SPEC.kwargs)
+    gone = invoke("--results", copy, "--step", JUMP, "--layers", "fc1", "--probe", moved)
+    assert gone.exit_code == 1 and gone.stderr.count("\n") == 1
+    assert (
+        f"Error: model file gone.py recorded in {copy} does not exist; restore it or pass "
+        "--model FILE.py:factory" in " ".join(gone.stderr.split())
+    )
     refused = invoke("--results", copy, "--step", JUMP, "--layers", "fc1", "--model", "mlp",
                      "--model-kwargs", kwargs)  # fmt: skip
     assert refused.exit_code == 1 and "--probe FILE" in refused.stderr

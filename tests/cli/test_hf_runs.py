@@ -233,8 +233,25 @@ def test_dtype_option_sets_the_forward_precision(ndt, tmp_path):
 
 def test_sharded_copy_gives_identical_values(ndt, tmp_path):
     root = resave(tmp_path, "sharded", [150, 250], max_shard_size="10KB")
-    assert len(list((root / "checkpoint-150").glob("model-*-of-*.safetensors"))) > 1
+    shards = sorted((root / "checkpoint-150").glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1
     assert (root / "checkpoint-150" / "model.safetensors.index.json").is_file()
+    listing = json.loads(ndt("track", root, "--dry-run", "--json").stdout)["checkpoints"]
+    assert listing[0]["file"] == f"checkpoint-150/{shards[0].name}"
+    assert listing[0]["files"] == len(shards)
+    shown = ndt("track", root, "--dry-run").stdout
+    assert f"(+{len(shards) - 1} shards)" in " ".join(shown.split())
+    # A shard gone from one checkpoint: that one is skipped, named; the other is tracked.
+    missing = sorted((root / "checkpoint-250").glob("model-*-of-*.safetensors"))[-1]
+    moved = missing.rename(tmp_path / missing.name)
+    partial = ndt("track", root, "--probe", PROBE, "--out", tmp_path / "p.h5", "--quiet")
+    assert partial.exit_code == 0, partial.output
+    assert read_results(tmp_path / "p.h5").steps.tolist() == [150]
+    assert (
+        f"Warning: skipped checkpoint-250: model.safetensors.index.json lists {missing.name}"
+        in " ".join(partial.stderr.split())
+    )
+    moved.rename(missing)
     sharded, whole = tmp_path / "sharded.h5", tmp_path / "whole.h5"
     assert ndt("track", root, "--probe", PROBE, "--out", sharded, "--quiet").exit_code == 0
     ndt("track", RUN, "--probe", PROBE, "--out", whole, "--quiet", "--steps", "150:250")
@@ -267,8 +284,21 @@ def test_accelerate_folders_warn_then_map_with_step_scale(ndt, tmp_path):
     assert "Warning" not in result.stderr
     results = read_results(out)
     assert results.steps.tolist() == [0, 50, 100]
+    assert results.provenance.step_scale == 50
     folders = {i * 50: RUN / f"checkpoint-{s}" for i, s in enumerate([50, 100, 150])}
     assert_matches(results, folders)
+    # A fourth save; the run that extends the file without --step-scale keeps its scale.
+    folder = root / "checkpoints" / "checkpoint_3"
+    folder.mkdir()
+    shutil.copy(RUN / "checkpoint-200" / "model.safetensors", folder)
+    again = ndt("track", root, "--out", out, "--quiet")
+    assert again.exit_code == 0, again.output
+    assert "changed since" not in again.stderr and "Warning" not in again.stderr
+    results = read_results(out)
+    assert results.steps.tolist() == [0, 50, 100, 150]
+    assert_matches(results, {**folders, 150: RUN / "checkpoint-200"})
+    other = ndt("track", root, "--out", out, "--quiet", "--step-scale", 10)
+    assert_one_error(other, "was made with step_scale=50, not 10")
 
 
 def test_layers_and_compare_need_no_model(ndt, tmp_path):

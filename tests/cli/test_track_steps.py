@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ndt.io.store import read_results
+from ndt.io.store import read_results, write_results
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "digits-mlp"
 MANIFEST = """[model]
@@ -43,9 +43,11 @@ def test_dry_run_lists_steps_and_their_source(ndt, tmp_path):
     assert result.exit_code == 0, result.output
     listing = json.loads(result.stdout)
     assert listing["checkpoints"] == [
-        {"step": 0, "file": "checkpoints/checkpoint_0/model.safetensors", "from": "save index"},
-        {"step": 1, "file": "checkpoints/checkpoint_1/model.safetensors", "from": "save index"},
-    ]
+        {"step": 0, "file": "checkpoints/checkpoint_0/model.safetensors", "files": 1,
+         "from": "save index"},
+        {"step": 1, "file": "checkpoints/checkpoint_1/model.safetensors", "files": 1,
+         "from": "save index"},
+    ]  # fmt: skip
     assert "Warning: the checkpoint_<i> folders are numbered by accelerate's save counter" in (
         result.stderr
     )
@@ -83,3 +85,15 @@ def test_compare_finds_scaled_checkpoints_by_their_recorded_file(ndt, tmp_path):
     doc = json.loads(report.read_text())
     assert doc["before"]["file"].endswith("checkpoints/checkpoint_0/model.safetensors")
     assert doc["after"]["file"].endswith("checkpoints/checkpoint_2/model.safetensors")
+    # With no file recorded (a results file without its checkpoints table), the recorded
+    # step scale still maps save index 2 to step 100.
+    results = read_results(out)
+    assert results.provenance.step_scale == 50
+    results.checkpoints = None
+    bare = tmp_path / "bare.h5"
+    write_results(bare, results)
+    result = ndt("compare", "--results", bare, "--before", 0, "--after", 100, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["after"]["file"].endswith(
+        "checkpoints/checkpoint_2/model.safetensors"
+    )

@@ -248,6 +248,25 @@ def test_sharded_index_names_a_missing_shard(tmp_path):
     )
     with pytest.raises(CheckpointError, match="lists model-00002-of-00002.safetensors, which is"):
         discover_checkpoints(tmp_path)
+    # Beside complete checkpoints it is skipped with a note (the next run takes it).
+    write(tmp_path / "checkpoint-20" / "model.safetensors", tensors={"a": torch.ones(1)})
+    notes = []
+    assert [c.step for c in discover_checkpoints(tmp_path, notes=notes)] == [20]
+    assert notes == [
+        "skipped checkpoint-10: model.safetensors.index.json lists "
+        f"model-00002-of-00002.safetensors, which is missing from {folder}"
+    ]
+
+
+def test_step_scale_that_maps_nothing_says_so(tmp_path):
+    for step in (10, 20):
+        write(tmp_path / f"checkpoint-{step}" / "model.safetensors")
+    notes = []
+    assert [c.step for c in discover_checkpoints(tmp_path, step_scale=5, notes=notes)] == [10, 20]
+    assert notes == [
+        "--step-scale 5 changed nothing: it maps accelerate's checkpoint_<i> save indices, "
+        "and no checkpoint here has its step from one"
+    ]
 
 
 def test_trainer_state_files_beside_legacy_weights_are_not_checkpoints(tmp_path):

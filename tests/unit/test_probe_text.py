@@ -61,8 +61,22 @@ def test_text_options_are_checked(tmp_path):
         make_probe(tmp_path / "p.safetensors", text=tmp_path / "a.txt")
     with pytest.raises(ProbeError, match="--tokenizer applies to --text, not --digits"):
         make_probe(tmp_path / "p.safetensors", digits=10, tokenizer=TOKENIZER)
-    with pytest.raises(ProbeError, match="no tokenizer transformers can read in"):
+    with pytest.raises(ProbeError, match="holds no tokenizer files"):
         make_probe(tmp_path / "p.safetensors", text=tmp_path / "a.txt", tokenizer=tmp_path)
+    # A checkpoint folder saved without its tokenizer (config.json and weights only):
+    # transformers would build an empty tokenizer there, and the probe would have no tokens.
+    checkpoint = Path(__file__).parents[2] / "fixtures" / "hf-gpt2" / "run" / "checkpoint-50"
+    assert (checkpoint / "config.json").is_file()
+    with pytest.raises(ProbeError, match="checkpoint-50 holds no tokenizer files"):
+        make_probe(tmp_path / "p.safetensors", text=tmp_path / "a.txt", tokenizer=checkpoint)
+    (tmp_path / "empty.jsonl").write_text('{"text": ""}\n{"text": ""}\n')
+    with pytest.raises(ProbeError, match="turned every text of empty.jsonl into no tokens"):
+        make_probe(tmp_path / "p.safetensors", text=tmp_path / "empty.jsonl", tokenizer=TOKENIZER)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ProbeError, match="no tokenizer transformers can read in"):
+        make_probe(tmp_path / "p.safetensors", text=tmp_path / "a.txt", tokenizer=broken)
     with pytest.raises(ProbeError, match="--max-length must be at least 1"):
         make_probe(tmp_path / "p.safetensors", text=tmp_path / "a.txt", tokenizer=TOKENIZER,
                    max_length=0)  # fmt: skip
