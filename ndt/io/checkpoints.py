@@ -237,8 +237,7 @@ def discover_checkpoints(
             does not fit int64, two checkpoints share a step, every checkpoint misses a
             shard that its index file lists (one that misses a shard among complete ones
             is skipped with a note, and taken by the next run), or `steps` selects none
-            of them. A file whose name is not
-            valid UTF-8 is skipped with a logged warning.
+            of them. A file whose name is not valid UTF-8 is skipped with a logged warning.
     """
     root = Path(directory)
     if not root.is_dir():
