@@ -69,31 +69,42 @@ def track(
         ),
     ] = None,
     definitions: Annotated[
-        Definitions,
+        Definitions | None,
         typer.Option(
             help="Metric definitions: ndt's, or ndtracker's (uncentred, participation ratio "
-            "on singular values) to reproduce numbers published with ndtracker."
+            "on singular values) to reproduce numbers published with ndtracker. "
+            "[default: ndt]",
+            show_default=False,
         ),
-    ] = Definitions.ndt,
+    ] = None,
     dormant_tau: Annotated[
-        float,
-        typer.Option(help="Dormancy threshold tau for dormant_fraction (>= 0).", callback=real(0)),
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            help="Dormancy threshold tau for dormant_fraction (>= 0). [default: 0]",
+            callback=real(0),
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Probe samples per forward pass (default: all).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[
-        DType,
-        typer.Option(help="Precision of the forward passes, whatever the checkpoints' dtype."),
-    ] = DType.float32,
+        DType | None,
+        typer.Option(
+            help="Precision of the forward passes, whatever the checkpoints' dtype. "
+            "[default: float32]",
+            show_default=False,
+        ),
+    ] = None,
     tokens: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Rows of (B, T, D) outputs: all (every unpadded position), last, first, "
-            "mean (over unpadded positions) or pos:K (one row per sample)."
+            "mean (over unpadded positions) or pos:K (one row per sample). [default: all]",
+            show_default=False,
         ),
-    ] = "all",
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -167,6 +178,9 @@ def track(
         ndt track runs/exp7/ckpts --model mypkg.models:build_mlp --probe probe.safetensors
 
     Running it again on the same folder computes only the new checkpoints.
+
+    Options left out take the values the results file records (probe, layers, metrics, ...).
+
     See docs/commands/track.md.
     """
     # torch and the engine load here, not at import: `ndt track --help` stays fast.
@@ -213,8 +227,9 @@ def track(
         report = run_track(
             ckpt_dir, out=out_path, model=spec, probe=probe, layers=layers,
             metrics=metric or None, center=center, dormant_tau=dormant_tau,
-            definitions=definitions.value,
-            batch_size=batch_size, device=device, dtype=dtype.value, tokens=tokens,
+            definitions=definitions.value if definitions else None,
+            batch_size=batch_size, device=device, dtype=dtype.value if dtype else None,
+            tokens=tokens,
             steps=step_range, every=every, step_scale=step_scale, shard=shard_index,
             overwrite=overwrite,
             command=" ".join(["ndt", *sys.argv[1:]]), progress=advance,

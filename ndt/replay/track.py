@@ -91,12 +91,12 @@ def track(
     layers: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
     center: bool | None = None,
-    dormant_tau: float = 0.0,
-    definitions: Definitions = "ndt",
+    dormant_tau: float | None = None,
+    definitions: Definitions | None = None,
     batch_size: int | None = None,
     device: str = "auto",
-    dtype: str = "float32",
-    tokens: str = "all",
+    dtype: str | None = None,
+    tokens: str | None = None,
     steps: tuple[int | None, int | None] | None = None,
     every: int = 1,
     shard: tuple[int, int] | None = None,
@@ -153,22 +153,33 @@ def track(
     ndtracker package); `center` overrides the centring (None: the definitions' choice).
     Both are recorded in the provenance.
 
+    Every option left as None takes, when the run extends `out`, the value `out` records
+    (its provenance: definitions, center, dormant_tau, dtype, tokens, step_scale, metrics,
+    layers, probe), so that extending a file needs no option again; on a new file (or with
+    `overwrite`) the defaults: ndt's definitions, dormant_tau 0, float32, every token a
+    row. An option given with another value than the recorded one is refused.
+
     Raises:
         NdtError: for a bad folder, model, probe or layer selection, a checkpoint that does
             not fit the model, or options that differ from those recorded in `out`.
         ResultsLockedError: if another process holds `out`'s lock for longer than `wait`.
     """
     notices: list[str] = []
-    if metrics is None:
-        metrics = _default_metrics(Path(out), overwrite, notices)
-    metrics = _checked_metrics(metrics)
-    check_definitions(definitions)
-    center = (definitions == "ndt") if center is None else center
-    tokens = parse_tokens(tokens).describe()
     recorded = _recorded_choices(Path(out), ckpt_dir, overwrite)
+    if metrics is None:
+        metrics = _default_metrics(recorded.provenance, Path(out), notices)
+    metrics = _checked_metrics(metrics)
+    was = recorded.provenance or Provenance()  # a new file: the defaults
+    definitions = definitions or was.definitions
+    check_definitions(definitions)
+    if center is None:
+        same = recorded.provenance is not None and definitions == was.definitions
+        center = was.center if same else definitions == "ndt"
+    dormant_tau = was.dormant_tau if dormant_tau is None else dormant_tau
+    dtype = dtype or was.dtype
+    tokens = parse_tokens(tokens or was.tokens).describe()
+    step_scale = step_scale or (was.step_scale if was.step_scale != 1 else None)
     recorded_layers = None if layers else recorded.layers
-    if step_scale is None and recorded.step_scale != 1:
-        step_scale = recorded.step_scale
     setup = prepare_run(
         ckpt_dir,
         model=model,
@@ -361,15 +372,9 @@ class _Loop:
             self.progress(self.done, self.total, checkpoint.step)
 
 
-def _default_metrics(out: Path, overwrite: bool, notices: list[str]) -> tuple[str, ...]:
-    """The metrics of a run that named none: those `out` records when the run extends it
-    (with a notice when they are not every metric), else every metric."""
-    if overwrite or not out.exists():
-        return DEFAULT_METRICS
-    try:
-        recorded = read_provenance(out)
-    except NdtError:  # not a readable results file: RunTable.start says why
-        return DEFAULT_METRICS
+def _default_metrics(recorded: Provenance | None, out: Path, notices: list[str]) -> tuple[str, ...]:
+    """The metrics of a run that named none: those `out` records (`recorded`) when the run
+    extends it (with a notice when they are not every metric), else every metric."""
     if recorded is None or not recorded.metrics:
         return DEFAULT_METRICS
     metrics = tuple(recorded.metrics)
@@ -391,14 +396,15 @@ def _default_metrics(out: Path, overwrite: bool, notices: list[str]) -> tuple[st
 class _Recorded(NamedTuple):
     """What a results file being extended records of the choices a run may leave unnamed."""
 
+    provenance: Provenance | None = None
     layers: tuple[str, ...] | None = None
     probe: Path | None = None
-    step_scale: int = 1
 
 
 def _recorded_choices(out: Path, ckpt_dir: str | Path, overwrite: bool) -> _Recorded:
-    """The layers, probe and step scale that a run extending `out` takes from it when it
-    names none (nor does the folder's ndt.toml): so that extending a file needs no options
+    """What a run extending `out` takes from it for the options it leaves out: the file's
+    provenance (dtype, tokens, definitions, centring, τ, step scale), and its layers and
+    probe unless the folder's ndt.toml names them. So extending a file needs no options
     again, and a default changed since (a vocabulary head left out) does not refuse it. The
     probe only while it is still a file; its checksum is checked as for any run."""
     if overwrite or not out.exists():
@@ -416,7 +422,7 @@ def _recorded_choices(out: Path, ckpt_dir: str | Path, overwrite: bool) -> _Reco
         layers = None
     if manifest is not None and manifest.probe or probe is not None and not probe.is_file():
         probe = None
-    return _Recorded(layers, probe, int(recorded.step_scale))
+    return _Recorded(recorded, layers, probe)
 
 
 def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:

@@ -122,24 +122,25 @@ def test_default_layers_leave_the_vocabulary_head_out_and_say_so(ndt, tmp_path):
     assert "lm_head" not in named.stderr
 
 
-def test_extending_a_file_keeps_its_recorded_layers_and_probe(ndt, tmp_path):
+def test_extending_a_file_keeps_its_recorded_layers_probe_and_tokens(ndt, tmp_path):
     """A file tracked with the head (as the default was before 0.2) is extended, not refused,
-    by a run that names no layers, and with the probe it records."""
+    by a run that names no layers, with the probe and the token rows it records."""
     out = tmp_path / "r.h5"
     probe = tmp_path / "probe.safetensors"
     shutil.copy(PROBE, probe)
     first = ndt("track", RUN, "--probe", probe, "--out", out, "--quiet", "--steps", "250",
-                *WITH_HEAD)  # fmt: skip
+                "--tokens", "last", *WITH_HEAD)  # fmt: skip
     assert first.exit_code == 0, first.output
     again = ndt("track", RUN, "--out", out, "--quiet", "--steps", "250:300")
     assert again.exit_code == 0, again.output
     results = read_results(out)
     assert results.layers == LAYERS and results.steps.tolist() == [250, 300]
+    assert results.provenance.tokens == "last"
     assert (
         f"{out} records the layers transformer.h.0, transformer.h.1, lm_head; tracking "
         "those" in " ".join(again.stderr.split())
     )
-    assert_matches(results, {s: RUN / f"checkpoint-{s}" for s in (250, 300)})
+    assert_matches(results, {s: RUN / f"checkpoint-{s}" for s in (250, 300)}, tokens="last")
     # A recorded probe that is gone is not guessed at: the usual error names the option.
     probe.unlink()
     gone = ndt("track", RUN, "--out", out, "--quiet", "--steps", "150:300")
@@ -227,8 +228,15 @@ def test_dtype_option_sets_the_forward_precision(ndt, tmp_path):
     results = read_results(out)
     assert results.provenance.dtype == "float64"
     assert_matches(results, {300: RUN / "checkpoint-300"}, dtype=torch.float64, rtol=1e-9)
-    again = ndt("track", RUN, "--probe", PROBE, "--out", out, "--quiet", "--steps", "300")
-    assert_one_error(again, "was made with dtype='float64', not 'float32'")
+    # Extending the file without --dtype keeps its dtype; another one is refused.
+    again = ndt("track", RUN, "--out", out, "--quiet", "--steps", "250:300")
+    assert again.exit_code == 0, again.output
+    results = read_results(out)
+    assert results.provenance.dtype == "float64" and results.steps.tolist() == [250, 300]
+    assert_matches(results, {s: RUN / f"checkpoint-{s}" for s in (250, 300)},
+                   dtype=torch.float64, rtol=1e-9)  # fmt: skip
+    other = ndt("track", RUN, "--out", out, "--quiet", "--dtype", "float32")
+    assert_one_error(other, "was made with dtype='float64', not 'float32'")
 
 
 def test_sharded_copy_gives_identical_values(ndt, tmp_path):

@@ -37,8 +37,16 @@ def test_track_definitions_ndtracker_is_recorded(ndt, tiny_run, tmp_path):
     assert (other.provenance.definitions, other.provenance.center) == ("ndtracker", False)
     assert (plain.provenance.definitions, plain.provenance.center) == ("ndt", True)
     assert not np.allclose(plain.metrics["stable_rank"], other.metrics["stable_rank"])
-    mixed = ndt("track", tiny_run / "ckpts", "--out", ndtracker_file, "-q")
-    assert mixed.exit_code == 1
+    # Extending it without --definitions keeps them; naming the other ones is refused.
+    again = ndt("track", tiny_run / "ckpts", "--out", ndtracker_file, "-q", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["computed"] == []
+    assert read_results(ndtracker_file).provenance.definitions == "ndtracker"
+    mixed = ndt("track", tiny_run / "ckpts", "--out", ndtracker_file, "-q", "--definitions",
+                "ndt")  # fmt: skip
+    assert (
+        mixed.exit_code == 1 and "ndtracker.h5 was made with center=False, not True" in mixed.stderr
+    )
 
 
 def test_track_json_summary_matches_file(ndt, tiny_run, tmp_path):

@@ -57,8 +57,10 @@ def test_ndtracker_definitions_match_an_uncentred_numpy_svd(tiny_run, tmp_path):
         got = {name: values[row, column] for name, values in results.metrics.items()}
         assert got["stable_rank"] == pytest.approx((s**2).sum() / s[0] ** 2, rel=1e-6), layer
         assert got["participation_ratio"] == pytest.approx(s.sum() ** 2 / (s**2).sum(), rel=1e-6)
+    # Extending the file keeps its definitions; asking for ndt's is refused.
+    assert track(tiny_run / "ckpts", out=tmp_path / "r.h5").computed == []
     with pytest.raises(ConfigMismatchError):
-        track(tiny_run / "ckpts", out=tmp_path / "r.h5")  # ndt's definitions: refused
+        track(tiny_run / "ckpts", out=tmp_path / "r.h5", definitions="ndt")
 
 
 def test_values_match_direct_computation(tiny_run, tmp_path):
