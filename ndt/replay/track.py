@@ -169,16 +169,16 @@ def track(
     if metrics is None:
         metrics = _default_metrics(recorded.provenance, Path(out), notices)
     metrics = _checked_metrics(metrics)
-    was = recorded.provenance or Provenance()  # a new file: the defaults
-    definitions = definitions or was.definitions
+    made_with = recorded.provenance or Provenance()  # a new file: the defaults
+    definitions = definitions or made_with.definitions
     check_definitions(definitions)
     if center is None:
-        same = recorded.provenance is not None and definitions == was.definitions
-        center = was.center if same else definitions == "ndt"
-    dormant_tau = was.dormant_tau if dormant_tau is None else dormant_tau
-    dtype = dtype or was.dtype
-    tokens = parse_tokens(tokens or was.tokens).describe()
-    step_scale = step_scale or (was.step_scale if was.step_scale != 1 else None)
+        same = recorded.provenance is not None and definitions == made_with.definitions
+        center = made_with.center if same else definitions == "ndt"
+    dormant_tau = made_with.dormant_tau if dormant_tau is None else dormant_tau
+    dtype = dtype or made_with.dtype
+    tokens = parse_tokens(tokens or made_with.tokens).describe()
+    step_scale = step_scale or (made_with.step_scale if made_with.step_scale != 1 else None)
     recorded_layers = None if layers else recorded.layers
     setup = prepare_run(
         ckpt_dir,
