@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -69,19 +73,9 @@ def test_finalize_without_data_is_an_error():
         SpectrumAccumulator(10).finalize()
 
 
-def test_gram_update_lets_other_python_threads_run():
-    """The folder thread's Gram update must release the GIL, or it stalls the forward pass
-    (scipy's BLAS wrappers hold it: the monitor below then sees a gap as long as the call)."""
-    import threading
-    import time
-
-    from ndt.core.spectrum import _add_gram
-
-    data = torch.randn(12288, 1024, dtype=torch.float64)
-    gram = torch.zeros(1024, 1024, dtype=torch.float64)
-    started = time.perf_counter()
-    _add_gram(gram, data)
-    call = time.perf_counter() - started
+def _longest_pause(work: Callable[[], object]) -> float:
+    """The longest gap, in seconds, between the wake-ups of a Python thread that ticks every
+    millisecond while `work` runs: about as long as `work` if it holds the GIL."""
     stamps: list[float] = []
     done = threading.Event()
 
@@ -93,10 +87,23 @@ def test_gram_update_lets_other_python_threads_run():
     thread = threading.Thread(target=monitor)
     thread.start()
     time.sleep(0.02)
-    _add_gram(gram, data)
+    work()
     done.set()
     thread.join()
-    longest_gap = float(np.diff(stamps).max())
+    return float(np.diff(stamps).max())
+
+
+def test_gram_update_lets_other_python_threads_run():
+    """The folder thread's Gram update must release the GIL, or it stalls the forward pass
+    (scipy's BLAS wrappers hold it: the monitor below then sees a gap as long as the call)."""
+    from ndt.core.spectrum import _add_gram
+
+    data = torch.randn(12288, 1024, dtype=torch.float64)
+    gram = torch.zeros(1024, 1024, dtype=torch.float64)
+    started = time.perf_counter()
+    _add_gram(gram, data)
+    call = time.perf_counter() - started
+    longest_gap = _longest_pause(lambda: _add_gram(gram, data))
     assert longest_gap < call / 3, (longest_gap, call)
     expected = 2 * data.T @ data
     torch.testing.assert_close(gram, expected, rtol=1e-12, atol=1e-9)
@@ -105,9 +112,6 @@ def test_gram_update_lets_other_python_threads_run():
 def test_cpu_eigendecomposition_releases_the_gil():
     """The solver thread's eigendecompositions run beside the next forward pass: a Python
     thread keeps running during one, and the values are the ones the Gram was built with."""
-    import threading
-    import time
-
     from threadpoolctl import threadpool_limits
 
     from ndt.core.spectrum import _eigenvalues
@@ -116,27 +120,13 @@ def test_cpu_eigendecomposition_releases_the_gil():
     basis = np.linalg.qr(rng.normal(size=(768, 768)))[0]
     expected = np.geomspace(1e3, 1e-3, 768)  # descending, six decades
     gram = torch.from_numpy((basis * expected) @ basis.T)
-    stamps: list[float] = []
-    done = threading.Event()
-
-    def monitor() -> None:
-        while not done.is_set():
-            stamps.append(time.perf_counter())
-            time.sleep(0.001)
-
     with threadpool_limits(1, user_api="blas"):  # as in `track` with one thread
         values = _eigenvalues(gram)
         started = time.perf_counter()
         for _ in range(3):
             _eigenvalues(gram)
         call = (time.perf_counter() - started) / 3
-        thread = threading.Thread(target=monitor)
-        thread.start()
-        time.sleep(0.02)
-        _eigenvalues(gram)
-        done.set()
-        thread.join()
-    longest_gap = float(np.diff(stamps).max())
+        longest_gap = _longest_pause(lambda: _eigenvalues(gram))
     assert longest_gap < call / 3, (longest_gap, call)
     np.testing.assert_allclose(values, expected, rtol=1e-8, atol=1e-12 * expected[0])
 
