@@ -8,6 +8,7 @@ later run computes only the steps not in the file yet.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,12 +21,14 @@ from threadpoolctl import threadpool_limits
 
 from ndt.architectures import select_layers
 from ndt.core.estimators import DEFAULT_METRICS, Definitions, check_definitions, validate_metrics
+from ndt.core.metrics import DEFINITIONS
 from ndt.core.rows import parse_tokens
-from ndt.errors import CheckpointError, NdtError
+from ndt.errors import CheckpointError, NdtError, ResultsFormatError
 from ndt.io.checkpoints import Checkpoint, checkpoint_sha256, read_state_dict
 from ndt.io.manifest import ModelSpec, read_manifest
 from ndt.io.store import Provenance, Results, read_provenance
 from ndt.models.loading import apply_weights
+from ndt.models.precision import DTYPE_NAMES
 from ndt.replay.distributed import Outcome, replay_run
 from ndt.replay.engine import Folder, RunSetup, fold_probe, prepare_run
 from ndt.replay.plan import CheckpointPlan, plan_checkpoints
@@ -415,6 +418,7 @@ def _recorded_choices(out: Path, ckpt_dir: str | Path, overwrite: bool) -> _Reco
         return _Recorded()
     if recorded is None:
         return _Recorded()
+    _check_recorded(recorded, out)
     manifest = read_manifest(ckpt_dir)
     layers = tuple(recorded.layers) or None
     probe = Path(recorded.probe_path) if recorded.probe_path else None
@@ -423,6 +427,37 @@ def _recorded_choices(out: Path, ckpt_dir: str | Path, overwrite: bool) -> _Reco
     if manifest is not None and manifest.probe or probe is not None and not probe.is_file():
         probe = None
     return _Recorded(recorded, layers, probe)
+
+
+def _check_recorded(recorded: Provenance, out: Path) -> None:
+    """The values a run extending `out` may take from it must be ones the options accept:
+    a damaged or hand-edited file is named, not an option the user did not give.
+
+    Raises:
+        ResultsFormatError: naming the attribute and the option that overrides it.
+    """
+    usable = {
+        "definitions": recorded.definitions in DEFINITIONS,
+        "dtype": recorded.dtype in DTYPE_NAMES,
+        "tokens": _parses(recorded.tokens),
+        "dormant_tau": math.isfinite(recorded.dormant_tau) and recorded.dormant_tau >= 0,
+        "step_scale": recorded.step_scale >= 1,
+    }
+    for name, ok in usable.items():
+        if not ok:
+            option = name.replace("_", "-")
+            raise ResultsFormatError(
+                f"{out}: provenance/{name} is {getattr(recorded, name)!r}, which no run can "
+                f"use; pass --{option} to choose, or --overwrite to recompute the file"
+            )
+
+
+def _parses(tokens: str) -> bool:
+    try:
+        parse_tokens(tokens)
+    except NdtError:
+        return False
+    return True
 
 
 def _checked_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
