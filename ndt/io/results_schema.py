@@ -32,7 +32,8 @@ _TABLE_COLUMNS: dict[str, dict[str, str]] = {
     },
 }  # fmt: skip
 _REQUIRED_COLUMNS = {
-    "checkpoints": ("step",),
+    # `ndt track` matches recorded checkpoints by file, size and mtime when it extends a file.
+    "checkpoints": ("step", "file", "size", "mtime"),
     "failures": ("file",),
     "jumps": ("layer", "step"),
     # Every column: `ndt compare` and the plots read them all.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
+import pytest
 import torch
 from conftest import assert_one_error
 
@@ -285,3 +287,42 @@ def test_a_new_file_without_metric_gets_every_metric_of_the_registry(ndt, tiny_r
     result = ndt("track", tiny_run / "ckpts", "--out", out, "-q")
     assert result.exit_code == 0 and "Note:" not in result.stderr
     assert list(read_results(out).metrics) == list(REGISTRY)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("step_scale", -3), ("dtype", "garbage"), ("tokens", "pos:x"), ("definitions", "foo"),
+     ("dormant_tau", -1.0)],
+)  # fmt: skip
+def test_extending_a_file_with_an_unusable_recorded_option_names_the_file(
+    ndt, tiny_run, tmp_path, name, value
+):
+    """A run takes left-out options from the file it extends, so a damaged provenance value
+    is reported as the file's, not as an option the user never gave (nor used silently)."""
+    out = tmp_path / "r.h5"
+    assert ndt("track", tiny_run / "ckpts", "--out", out, "-q", "--steps", "0:10").exit_code == 0
+    with h5py.File(out, "a") as f:
+        f["provenance"].attrs[name] = value
+    before = out.read_bytes()
+    result = ndt("track", tiny_run / "ckpts", "--out", out, "-q")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    option = name.replace("_", "-")
+    assert " ".join(result.stderr.split()) == (
+        f"Error: {out}: provenance/{name} is {value!r}, which no run can use; pass "
+        f"--{option} to choose, or --overwrite to recompute the file"
+    )
+    assert out.read_bytes() == before
+
+
+def test_extending_a_file_whose_checkpoints_table_lost_a_column_names_it(ndt, tiny_run, tmp_path):
+    """Found by tests/fuzz: `checkpoints/file` and the table's `columns` attribute deleted;
+    `ndt track` extending the file ended in a KeyError."""
+    out = tmp_path / "r.h5"
+    assert ndt("track", tiny_run / "ckpts", "--out", out, "-q", "--steps", "0:10").exit_code == 0
+    with h5py.File(out, "a") as f:
+        del f["checkpoints/file"]
+        del f["checkpoints"].attrs["columns"]
+    before = out.read_bytes()
+    result = ndt("track", tiny_run / "ckpts", "--out", out, "-q")
+    assert_one_error(result, "/checkpoints lacks column file")
+    assert out.read_bytes() == before

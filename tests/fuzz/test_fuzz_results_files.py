@@ -17,7 +17,8 @@ from tests.fuzz.conftest import check, examples
 _STR = h5py.string_dtype("utf-8")
 
 TEXTS = st.one_of(
-    st.text(max_size=12),
+    # HDF5 strings cannot hold NUL (h5py refuses to write one), so no file on disk has it.
+    st.text(st.characters(exclude_characters="\x00"), max_size=12),
     st.sampled_from(["1", "2", "[", "{}", "[]", '["stable_rank"]', '{"a": 1}', "[1, 2]",
                      "nan", "null", "true", "ndt-results", "stable_rank", "a.b"]),
 )  # fmt: skip
