@@ -16,9 +16,10 @@ from tests.fuzz.conftest import check, examples
 
 _STR = h5py.string_dtype("utf-8")
 
+# HDF5 strings and names cannot hold NUL (h5py refuses to write one): no file on disk has it.
+HDF5_CHARS = st.characters(exclude_characters="\x00")
 TEXTS = st.one_of(
-    # HDF5 strings cannot hold NUL (h5py refuses to write one), so no file on disk has it.
-    st.text(st.characters(exclude_characters="\x00"), max_size=12),
+    st.text(HDF5_CHARS, max_size=12),
     st.sampled_from(["1", "2", "[", "{}", "[]", '["stable_rank"]', '{"a": 1}', "[1, 2]",
                      "nan", "null", "true", "ndt-results", "stable_rank", "a.b"]),
 )  # fmt: skip
@@ -38,7 +39,7 @@ def arrays(draw) -> np.ndarray:
     dtype = draw(DTYPES)
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=25))
     if dtype == "str":
-        values = draw(st.lists(st.text(max_size=6), min_size=1, max_size=4))
+        values = draw(st.lists(st.text(HDF5_CHARS, max_size=6), min_size=1, max_size=4))
         flat = np.resize(np.asarray(values, dtype=object), int(np.prod(shape)))
         return flat.reshape(shape)
     return draw(hnp.arrays(dtype=dtype, shape=shape))
@@ -61,7 +62,9 @@ def _corrupt(f: h5py.File, data) -> str:
     if kind == "set_attr":
         keys = sorted(obj.attrs) + ["format_version", "kind", "order", "columns", "fdr",
                                     "seed", "detector", "metrics", "layers", "center"]  # fmt: skip
-        key = data.draw(st.one_of(st.sampled_from(keys), st.text(min_size=1, max_size=6)))
+        key = data.draw(
+            st.one_of(st.sampled_from(keys), st.text(HDF5_CHARS, min_size=1, max_size=6))
+        )
         obj.attrs[key] = data.draw(ATTR_VALUES, label="value")
     elif kind == "del_attr" and len(obj.attrs):
         del obj.attrs[data.draw(st.sampled_from(sorted(obj.attrs)))]
